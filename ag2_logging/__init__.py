@@ -1,0 +1,39 @@
+"""django-ag2-logging: see what every AG2 agent session did and what it cost."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+try:
+    __version__ = version("django-ag2-logging")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without metadata
+    __version__ = "0.0.0"
+
+if TYPE_CHECKING:
+    from ag2_logging.sessions import (
+        AG2RuntimeLogger,
+        ag2_logging_session,
+        current_session_id,
+        flush,
+        get_ag2_runtime_logger,
+        session_totals,
+    )
+
+__all__ = [
+    "AG2RuntimeLogger",
+    "ag2_logging_session",
+    "current_session_id",
+    "flush",
+    "get_ag2_runtime_logger",
+    "session_totals",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy so that importing the package (settings files, apps loading) imports no models.
+    if name in __all__:
+        from ag2_logging import sessions
+
+        return getattr(sessions, name)
+    raise AttributeError(name)

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class Ag2LoggingConfig(AppConfig):
+    name = "ag2_logging"
+    verbose_name = "AG2 logging"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from ag2_logging import checks  # noqa: F401 - registers the system checks
+        from ag2_logging.conf import conf
+
+        if conf.enabled:
+            # Installed now, before the project builds its agents, so AG2 reports agents, wrappers
+            # and clients to us as they are created. No queries here.
+            from ag2_logging.integrations import install_integrations
+
+            install_integrations()

@@ -1,0 +1,69 @@
+"""System checks ``ag2_logging.E0xx`` / ``W0xx``: message, hint and id kept together.
+
+Each id is used once. The README lists them all ("System checks").
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+
+from ag2_logging.conf import DEFAULTS, conf
+
+PREFIX = "ag2_logging."
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _writable_dir(path: Path) -> bool:
+    existing = _nearest_existing(path)
+    return existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)
+
+
+@register(Tags.compatibility)
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    resolved = conf.reload()
+    messages: list[CheckMessage] = []
+    for check_id, msg, hint in resolved.errors:
+        messages.append(Error(msg, hint=hint, id=PREFIX + check_id))
+    for check_id, msg, hint in resolved.warnings:
+        messages.append(Warning(msg, hint=hint, id=PREFIX + check_id))
+    if resolved.unknown_keys:
+        messages.append(
+            Error(
+                f"AG2_LOGGING has unknown key(s): {', '.join(resolved.unknown_keys)}.",
+                hint="Valid keys: " + ", ".join(DEFAULTS) + ". Check the spelling (keys are upper-case).",
+                id=PREFIX + "E003",
+            )
+        )
+    if resolved.enabled:
+        for label, path in (("LOG_FILE directory", resolved.log_file.parent), ("JOURNAL_DIR", resolved.journal_dir)):
+            if not _writable_dir(path):
+                messages.append(
+                    Error(
+                        f"AG2 logging is on but its {label} {path} cannot be created or written.",
+                        hint=(
+                            "Make the directory writable by the user running Django, or point "
+                            "AG2_RUNTIME_LOG_FILE / LOGS_BASE_DIR / AG2_LOGGING['JOURNAL_DIR'] elsewhere."
+                        ),
+                        id=PREFIX + "E004",
+                    )
+                )
+        from ag2_logging.integrations import installed_generations
+
+        if not installed_generations():
+            messages.append(
+                Warning(
+                    "AG2 logging is on but neither AG2 generation is installed: nothing will be recorded.",
+                    hint="Install django-ag2-logging[classic] (autogen 0.x) or django-ag2-logging[ag2] (ag2 1.x).",
+                    id=PREFIX + "W005",
+                )
+            )
+    return messages

@@ -1,0 +1,114 @@
+"""Append-only JSON-lines journals: one file per session, written before anything else.
+
+Layout (documented in the README)::
+
+    <JOURNAL_DIR>/<YYYY-MM-DD>/<session-uuid>.jsonl     one session's events
+    <JOURNAL_DIR>/unattributed/<host>-<pid>-<ts>.jsonl  calls made outside any session
+
+Each line is one JSON object with a ``type``: ``session_start`` (first line, the session's ids),
+``llm_call``, ``agent_event``, ``tool_call``, and ``session_end`` (last line, status and totals).
+A journal without ``session_end`` belongs to a session whose process died.
+
+Every line is handed to the kernel with a single ``write(2)`` on an ``O_APPEND`` descriptor, so a
+process killed at any moment leaves whole lines (the last one at worst cut, and the reader skips
+it). ``fsync`` follows ``JOURNAL_FSYNC``: at session end (default), after every event, or never.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+logger = logging.getLogger("ag2_logging.journal")
+
+_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+
+
+class JournalWriter:
+    """Writes whole lines to one journal; never raises (failures are counted)."""
+
+    __slots__ = ("_fd", "failures", "fsync_each", "last_error", "path")
+
+    def __init__(self, path: Path, *, fsync_each: bool = False) -> None:
+        self.path = path
+        self.fsync_each = fsync_each
+        self.failures = 0
+        self.last_error: str = ""
+        self._fd: int | None = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(path, _FLAGS, 0o600)
+        except OSError as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: OSError) -> None:
+        self.failures += 1
+        if not self.last_error:
+            # Logged once per journal: a full disk would otherwise log on every event.
+            logger.error("ag2_logging cannot write journal %s: %s", self.path, exc)
+        self.last_error = f"{errno.errorcode.get(exc.errno or 0, 'OSError')}: {exc.strerror or exc}"
+
+    def write(self, line: bytes) -> bool:
+        fd = self._fd
+        if fd is None:
+            self.failures += 1
+            return False
+        data = line + b"\n"
+        try:
+            written = os.write(fd, data)
+            while written < len(data):  # short writes are rare on regular files, but legal
+                written += os.write(fd, data[written:])
+            if self.fsync_each:
+                os.fsync(fd)
+        except OSError as exc:
+            self._fail(exc)
+            return False
+        return True
+
+    def close(self, *, fsync: bool = True) -> None:
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            if fsync:
+                os.fsync(fd)
+        except OSError as exc:
+            self._fail(exc)
+        finally:
+            os.close(fd)
+
+    @property
+    def closed(self) -> bool:
+        return self._fd is None
+
+
+@dataclass
+class JournalLine:
+    lineno: int
+    event: dict[str, Any] | None
+    error: str = ""
+
+
+def read_journal(path: Path | str) -> Iterator[JournalLine]:
+    """Yield every line of a journal; a line that is not a JSON object comes with ``event=None``."""
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            raw = raw.strip()
+            if not raw:
+                continue
+            try:
+                event = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                yield JournalLine(lineno, None, str(exc))
+                continue
+            if not isinstance(event, dict) or "type" not in event:
+                yield JournalLine(lineno, None, "not an event object")
+                continue
+            yield JournalLine(lineno, event)

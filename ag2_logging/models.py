@@ -1,0 +1,189 @@
+"""What was recorded: sessions, their LLM calls, agent events and tool calls.
+
+Token convention, whatever the provider: ``prompt_tokens`` includes ``cached_tokens``,
+``completion_tokens`` includes ``reasoning_tokens``, ``total_tokens`` is their sum. Rows of
+``LLMCall``/``AgentEvent``/``ToolCall`` are written only by ingest (from journals), with the
+journal's event id as primary key, so ingesting a journal twice yields the same rows.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from ag2_logging.querysets import LLMCallQuerySet, SessionQuerySet
+
+MONEY = {"max_digits": 20, "decimal_places": 10}
+
+
+class Session(models.Model):
+    class Status(models.TextChoices):
+        RUNNING = "running", _("running")
+        COMPLETED = "completed", _("completed")
+        FAILED = "failed", _("failed")
+        CANCELLED = "cancelled", _("cancelled")
+        INTERRUPTED = "interrupted", _("interrupted")
+
+    class Source(models.TextChoices):
+        LIVE = "live", _("recorded live")
+        IMPORTED = "imported", _("imported from a log")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    chat_id = models.CharField(max_length=255, db_index=True)
+    workflow_name = models.CharField(max_length=255, blank=True, default="")
+    enterprise_id = models.CharField(max_length=255, blank=True, default="")
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.LIVE)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+
+    call_count = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    unpriced_calls = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    cached_tokens = models.BigIntegerField(default=0)
+    reasoning_tokens = models.BigIntegerField(default=0)
+    total_tokens = models.BigIntegerField(default=0)
+    total_cost = models.DecimalField(default=Decimal(0), **MONEY)
+
+    host = models.CharField(max_length=255, blank=True, default="")
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    journal_path = models.CharField(max_length=1024, blank=True, default="")
+    ingested_at = models.DateTimeField(null=True, blank=True)
+    #: Journal lines that could not be parsed at the last ingest.
+    bad_journal_lines = models.PositiveIntegerField(default=0)
+    #: Events the recorder could not journal (disk full, ...): the session is incomplete.
+    dropped_events = models.PositiveIntegerField(default=0)
+
+    objects = SessionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [
+            models.Index(fields=["enterprise_id", "started_at"], name="ag2log_sess_ent_started"),
+            models.Index(fields=["workflow_name", "started_at"], name="ag2log_sess_wf_started"),
+            models.Index(fields=["status", "started_at"], name="ag2log_sess_status_started"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow_name or 'session'} {self.chat_id} ({self.status})"
+
+
+class LLMCall(models.Model):
+    class Status(models.TextChoices):
+        SUCCESS = "success", _("success")
+        ERROR = "error", _("error")
+
+    class PriceStatus(models.TextChoices):
+        PRICED = "priced", _("priced")
+        OVERRIDE = "override", _("override")
+        LOCAL = "local", _("local model")
+        UNKNOWN = "unknown", _("unknown model")
+
+    id = models.UUIDField(primary_key=True, editable=False)
+    session = models.ForeignKey(
+        Session, null=True, blank=True, on_delete=models.CASCADE, related_name="llm_calls"
+    )
+    seq = models.PositiveIntegerField(default=0, help_text=_("Position in the session's journal."))
+    invocation_id = models.CharField(max_length=64, blank=True, default="")
+    agent_name = models.CharField(max_length=255, blank=True, default="")
+    provider = models.CharField(max_length=64, blank=True, default="")
+    model = models.CharField(max_length=255, blank=True, default="")
+    response_id = models.CharField(max_length=255, blank=True, default="")
+
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    cached_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    reasoning_tokens = models.BigIntegerField(default=0)
+    total_tokens = models.BigIntegerField(default=0)
+    cost = models.DecimalField(null=True, blank=True, **MONEY)
+    price_status = models.CharField(
+        max_length=16, choices=PriceStatus.choices, default=PriceStatus.UNKNOWN
+    )
+    ag2_cost = models.DecimalField(null=True, blank=True, **MONEY)
+
+    latency_ms = models.FloatField(null=True, blank=True)
+    is_cached = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SUCCESS)
+    error = models.TextField(blank=True, default="")
+    #: 1 for the first attempt; HTTP attempts the SDK retried are counted in ``retries``.
+    attempt = models.PositiveIntegerField(default=1)
+    retries = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    request = models.JSONField(null=True, blank=True)
+    response = models.JSONField(null=True, blank=True)
+
+    objects = LLMCallQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["started_at", "seq"]
+        verbose_name = _("LLM call")
+        indexes = [
+            models.Index(fields=["session", "seq"], name="ag2log_call_session_seq"),
+            models.Index(fields=["started_at"], name="ag2log_call_started"),
+            models.Index(fields=["model", "started_at"], name="ag2log_call_model_started"),
+            models.Index(fields=["price_status"], name="ag2log_call_price_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model} {self.total_tokens} tokens"
+
+
+class AgentEvent(models.Model):
+    id = models.UUIDField(primary_key=True, editable=False)
+    session = models.ForeignKey(
+        Session, null=True, blank=True, on_delete=models.CASCADE, related_name="agent_events"
+    )
+    seq = models.PositiveIntegerField(default=0)
+    agent_name = models.CharField(max_length=255, blank=True, default="")
+    name = models.CharField(max_length=255)
+    data = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    duration_ms = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["created_at", "seq"]
+        indexes = [
+            models.Index(fields=["session", "seq"], name="ag2log_event_session_seq"),
+            models.Index(fields=["created_at"], name="ag2log_event_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agent_name}: {self.name}"
+
+
+class ToolCall(models.Model):
+    id = models.UUIDField(primary_key=True, editable=False)
+    session = models.ForeignKey(
+        Session, null=True, blank=True, on_delete=models.CASCADE, related_name="tool_calls"
+    )
+    seq = models.PositiveIntegerField(default=0)
+    agent_name = models.CharField(max_length=255, blank=True, default="")
+    name = models.CharField(max_length=255)
+    arguments = models.JSONField(null=True, blank=True)
+    result_summary = models.TextField(blank=True, default="")
+    duration_ms = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["ended_at", "seq"]
+        indexes = [
+            models.Index(fields=["session", "seq"], name="ag2log_tool_session_seq"),
+            models.Index(fields=["name", "ended_at"], name="ag2log_tool_name_ended"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,381 @@
+"""The hot path: redact -> price -> journal -> live counters, for one session.
+
+Runs inside every LLM call, on whatever thread AG2 uses (an event-loop thread included), so it
+never touches the ORM and never raises into AG2: integrations call ``record_*`` inside their own
+``try`` and count failures.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ag2_logging import pricing, signals
+from ag2_logging.conf import Resolved
+from ag2_logging.journal import JournalWriter
+from ag2_logging.redaction import redact_keys
+from ag2_logging.serialize import dumps, to_jsonable, truncate_strings
+
+logger = logging.getLogger("ag2_logging.recorder")
+
+HOST = socket.gethostname()
+ZERO = Decimal(0)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(dt: datetime | None) -> str | None:
+    return dt.isoformat() if dt is not None else None
+
+
+@dataclass
+class Totals:
+    """Live totals of one session (what ``session_totals()`` returns, and the Session row gets)."""
+
+    call_count: int = 0
+    error_count: int = 0
+    unpriced_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    total_tokens: int = 0
+    total_cost: Decimal = ZERO
+    tool_calls: int = 0
+    agent_events: int = 0
+    dropped_events: int = 0
+    redactions: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "call_count": self.call_count,
+            "error_count": self.error_count,
+            "unpriced_calls": self.unpriced_calls,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cached_tokens": self.cached_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+            "total_tokens": self.total_tokens,
+            "total_cost": str(self.total_cost),
+            "tool_calls": self.tool_calls,
+            "agent_events": self.agent_events,
+            "dropped_events": self.dropped_events,
+            "redactions": dict(self.redactions),
+        }
+
+
+class BaseRecorder:
+    """Writes events to one journal. Thread-safe: AG2 may call from several threads at once."""
+
+    session_id: uuid.UUID | None = None
+
+    def __init__(self, journal_path: Path, settings: Resolved) -> None:
+        self.settings = settings
+        self.journal_path = journal_path
+        self.totals = Totals()
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._journal = JournalWriter(journal_path, fsync_each=settings.journal_fsync == "event")
+
+    # -- bodies ---------------------------------------------------------------------------------
+
+    def body(self, obj: Any) -> Any:
+        """A redacted, truncated, JSON-safe copy of a request/response body (None when off)."""
+        if not self.settings.capture_bodies or obj is None:
+            return None
+        plain = orjson.loads(dumps(obj))
+        plain = redact_keys(plain, self.totals.redactions)
+        return truncate_strings(plain, self.settings.max_body_chars)
+
+    def clean(self, obj: Any) -> Any:
+        """Redacted JSON-safe metadata (always kept, whatever CAPTURE_BODIES says)."""
+        return truncate_strings(redact_keys(to_jsonable(obj), self.totals.redactions), 2_000)
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def _write(self, event: dict[str, Any]) -> bool:
+        line = dumps(event)
+        with self._lock:
+            self._seq += 1
+            # seq is assigned under the lock so it matches the order of lines in the file.
+            line = line[:-1] + b',"seq":' + str(self._seq).encode() + b"}"
+            ok = self._journal.write(line)
+            if not ok:
+                self.totals.dropped_events += 1
+        return ok
+
+    def record_llm_call(
+        self,
+        *,
+        agent_name: str,
+        provider: str,
+        model: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cached_tokens: int = 0,
+        reasoning_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        ag2_cost: float | Decimal | None = None,
+        is_cached: bool = False,
+        error: str = "",
+        started_at: datetime | None = None,
+        ended_at: datetime | None = None,
+        invocation_id: str = "",
+        response_id: str = "",
+        retries: int = 0,
+        attempt: int = 1,
+        request: Any = None,
+        response: Any = None,
+        generation: str = "",
+        usage_normalized: bool = False,
+    ) -> dict[str, Any]:
+        ended_at = ended_at or utcnow()
+        if usage_normalized:
+            usage = pricing.NormalizedUsage(
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                cached_tokens=cached_tokens,
+                reasoning_tokens=reasoning_tokens,
+                cache_write_tokens=cache_write_tokens,
+            )
+        else:
+            usage = pricing.normalize_usage(
+                provider,
+                prompt_tokens,
+                completion_tokens,
+                cached_tokens,
+                reasoning_tokens,
+                cache_write_tokens,
+            )
+        if error:
+            cost: Decimal | None = ZERO
+            price_status = "priced"
+        elif is_cached:
+            # Served from AG2's own cache: no provider bill for this call.
+            cost, price_status = ZERO, "priced"
+        else:
+            result = pricing.price_call(
+                provider,
+                model,
+                usage,
+                at=ended_at,
+                overrides=pricing_overrides(),
+                local_rate=self.settings.local_model_rate,
+            )
+            cost, price_status = result.cost, result.status
+            if cost is None:
+                pricing.warn_unknown_once(provider, model, logger)
+        latency_ms = (ended_at - started_at).total_seconds() * 1000.0 if started_at is not None else None
+        event: dict[str, Any] = {
+            "type": "llm_call",
+            "id": str(uuid.uuid4()),
+            "ts": iso(ended_at),
+            "generation": generation,
+            "invocation_id": invocation_id,
+            "agent_name": agent_name,
+            "provider": provider,
+            "model": model,
+            "response_id": response_id,
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "cached_tokens": usage.cached_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+            "reasoning_tokens": usage.reasoning_tokens,
+            "total_tokens": usage.total_tokens,
+            "cost": str(cost) if cost is not None else None,
+            "price_status": price_status,
+            "ag2_cost": str(ag2_cost) if ag2_cost is not None else None,
+            "latency_ms": latency_ms,
+            "is_cached": bool(is_cached),
+            "status": "error" if error else "success",
+            "error": error,
+            "attempt": attempt,
+            "retries": retries,
+            "started_at": iso(started_at),
+            "ended_at": iso(ended_at),
+            "request": self.body(request),
+            "response": self.body(response),
+        }
+        self._write(event)
+        with self._lock:
+            t = self.totals
+            t.call_count += 1
+            if error:
+                t.error_count += 1
+            t.prompt_tokens += usage.prompt_tokens
+            t.completion_tokens += usage.completion_tokens
+            t.cached_tokens += usage.cached_tokens
+            t.reasoning_tokens += usage.reasoning_tokens
+            t.total_tokens += usage.total_tokens
+            if cost is None:
+                t.unpriced_calls += 1
+            else:
+                t.total_cost += cost
+        if signals.llm_call_recorded.receivers:
+            signals.llm_call_recorded.send_robust(sender=type(self), session_id=self.session_id, call=event)
+        return event
+
+    def record_agent_event(
+        self, *, agent_name: str, name: str, data: Any = None, error: str = "", duration_ms: float | None = None
+    ) -> None:
+        self._write(
+            {
+                "type": "agent_event",
+                "id": str(uuid.uuid4()),
+                "ts": iso(utcnow()),
+                "agent_name": agent_name,
+                "name": name,
+                "data": self.clean(data) if data is not None else None,
+                "error": error,
+                "duration_ms": duration_ms,
+            }
+        )
+        with self._lock:
+            self.totals.agent_events += 1
+
+    def record_tool_call(
+        self,
+        *,
+        agent_name: str,
+        name: str,
+        arguments: Any = None,
+        result: Any = None,
+        error: str = "",
+        duration_ms: float | None = None,
+        started_at: datetime | None = None,
+        ended_at: datetime | None = None,
+    ) -> None:
+        ended_at = ended_at or utcnow()
+        summary = result if isinstance(result, str) else orjson.loads(dumps(result)) if result is not None else ""
+        summary_text = summary if isinstance(summary, str) else orjson.dumps(summary).decode()
+        self._write(
+            {
+                "type": "tool_call",
+                "id": str(uuid.uuid4()),
+                "ts": iso(ended_at),
+                "agent_name": agent_name,
+                "name": name,
+                "arguments": self.clean(arguments),
+                "result_summary": self.clean(summary_text[:2_000]),
+                "error": error,
+                "duration_ms": duration_ms,
+                "started_at": iso(started_at),
+                "ended_at": iso(ended_at),
+            }
+        )
+        with self._lock:
+            self.totals.tool_calls += 1
+
+    def close_journal(self) -> None:
+        with self._lock:
+            self._journal.close(fsync=self.settings.journal_fsync != "never")
+
+    @property
+    def journal_failures(self) -> int:
+        return self._journal.failures
+
+
+class SessionRecorder(BaseRecorder):
+    """The recorder of one session, bound in the ``current_session`` ContextVar while it runs."""
+
+    def __init__(
+        self,
+        *,
+        settings: Resolved,
+        chat_id: str,
+        workflow_name: str = "",
+        enterprise_id: str = "",
+        parent_id: uuid.UUID | None = None,
+        session_id: uuid.UUID | None = None,
+    ) -> None:
+        self.session_id = session_id or uuid.uuid4()
+        self.chat_id = chat_id
+        self.workflow_name = workflow_name
+        self.enterprise_id = enterprise_id
+        self.parent_id = parent_id
+        self.started_at = utcnow()
+        self.ended_at: datetime | None = None
+        self.status = "running"
+        self.error = ""
+        self.monotonic_start = time.monotonic()
+        path = settings.journal_dir / self.started_at.strftime("%Y-%m-%d") / f"{self.session_id}.jsonl"
+        super().__init__(path, settings)
+        self._write(
+            {
+                "type": "session_start",
+                "id": str(self.session_id),
+                "ts": iso(self.started_at),
+                "session": self.header(),
+            }
+        )
+
+    def header(self) -> dict[str, Any]:
+        return {
+            "session_id": str(self.session_id),
+            "chat_id": self.chat_id,
+            "workflow_name": self.workflow_name,
+            "enterprise_id": self.enterprise_id,
+            "parent_id": str(self.parent_id) if self.parent_id else None,
+            "started_at": iso(self.started_at),
+            "host": HOST,
+            "pid": os.getpid(),
+            "journal_path": str(self.journal_path),
+        }
+
+    def finish(self, status: str, error: str = "") -> None:
+        """Write the closing line and close the journal (fsynced per JOURNAL_FSYNC)."""
+        self.status = status
+        self.error = error
+        self.ended_at = utcnow()
+        self._write(
+            {
+                "type": "session_end",
+                "id": str(self.session_id),
+                "ts": iso(self.ended_at),
+                "status": status,
+                "error": error,
+                "ended_at": iso(self.ended_at),
+                "totals": self.totals.as_dict(),
+            }
+        )
+        self.close_journal()
+
+    def __repr__(self) -> str:
+        return f"<SessionRecorder {self.session_id} chat={self.chat_id!r} {self.status}>"
+
+
+class UnattributedRecorder(BaseRecorder):
+    """Calls made outside any session: recorded (never into another session), warned about once."""
+
+    def __init__(self, settings: Resolved) -> None:
+        stamp = utcnow().strftime("%Y%m%dT%H%M%S")
+        path = settings.journal_dir / "unattributed" / f"{HOST}-{os.getpid()}-{stamp}.jsonl"
+        super().__init__(path, settings)
+        self.warned = False
+
+
+_overrides_provider: Any = None
+
+
+def pricing_overrides() -> tuple[pricing.PriceOverride, ...]:
+    """Admin-edited price overrides, as loaded by the pricing cache (empty until it is wired)."""
+    provider = _overrides_provider
+    return provider() if provider is not None else ()
+
+
+def set_overrides_provider(provider: Any) -> None:
+    global _overrides_provider
+    _overrides_provider = provider

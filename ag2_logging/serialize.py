@@ -1,0 +1,100 @@
+"""Turn whatever AG2 hands us into JSON, without ever failing.
+
+AG2 passes agents, ``OpenAIWrapper`` objects, clients with locks and sockets, pydantic models and
+functions to its loggers. Its own ``FileLogger`` writes an error line for some of them and its
+``SqliteLogger`` crashes on a ``base_url``; here each unserializable part becomes a short marker
+(``"<unserializable: OpenAIWrapper>"``) and the rest is kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import PurePath
+from typing import Any
+
+import orjson
+
+_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_UTC_Z
+#: Keys AG2 puts in ``locals()``-style init_args that are never worth recording.
+SKIP_KEYS = frozenset({"self", "__class__", "kwargs_for_parent"})
+
+
+def marker(obj: object) -> str:
+    return f"<unserializable: {type(obj).__qualname__}>"
+
+
+def _default(obj: Any) -> Any:
+    model_dump = getattr(obj, "model_dump", None)
+    if callable(model_dump) and not isinstance(obj, type):
+        try:
+            return model_dump(mode="json", warnings=False)
+        except Exception:
+            return marker(obj)
+    if isinstance(obj, Decimal):
+        return str(obj)
+    if isinstance(obj, set | frozenset | tuple):
+        return list(obj)
+    if isinstance(obj, PurePath):
+        return str(obj)
+    if isinstance(obj, bytes | bytearray | memoryview):
+        return f"<bytes: {len(obj)}>"
+    if callable(obj):
+        name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+        return f"<callable: {name or type(obj).__qualname__}>"
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: getattr(obj, f.name, None) for f in dataclasses.fields(obj)}
+    # Types that look like a URL or a string (httpx.URL, pydantic's Url, SecretStr...) print well.
+    if type(obj).__name__ in {"URL", "Url", "AnyUrl", "HttpUrl"}:
+        return str(obj)
+    if type(obj).__name__ in {"SecretStr", "SecretBytes"}:
+        return "[REDACTED:secret]"
+    return marker(obj)
+
+
+def dumps(obj: Any) -> bytes:
+    """Serialize to JSON bytes; unserializable parts become markers, never an exception."""
+    try:
+        return orjson.dumps(obj, default=_default, option=_OPTIONS)
+    except (TypeError, orjson.JSONEncodeError):
+        # Something nested deeper than orjson's default() can reach (a cycle, a key type, a
+        # default() that itself returned an unserializable object): walk it in Python.
+        return orjson.dumps(to_jsonable(obj), option=_OPTIONS)
+
+
+def to_jsonable(obj: Any, *, depth: int = 32, _seen: frozenset[int] = frozenset()) -> Any:
+    """A plain JSON structure (dict/list/str/int/float/bool/None) for any object."""
+    if obj is None or isinstance(obj, bool | int | float | str):
+        return obj
+    if depth <= 0 or id(obj) in _seen:
+        return f"<recursion: {type(obj).__qualname__}>"
+    seen = _seen | {id(obj)}
+    if isinstance(obj, Mapping):
+        return {
+            str(k): to_jsonable(v, depth=depth - 1, _seen=seen)
+            for k, v in obj.items()
+            if not (isinstance(k, str) and k in SKIP_KEYS)
+        }
+    if isinstance(obj, list | tuple | set | frozenset):
+        return [to_jsonable(v, depth=depth - 1, _seen=seen) for v in obj]
+    try:
+        plain = orjson.loads(orjson.dumps(obj, default=_default, option=_OPTIONS))
+    except (TypeError, orjson.JSONEncodeError):
+        return marker(obj)
+    if isinstance(plain, dict | list):
+        return to_jsonable(plain, depth=depth - 1, _seen=seen)
+    return plain
+
+
+def truncate_strings(value: Any, limit: int) -> Any:
+    """Cut every string longer than ``limit`` characters, saying how much was cut."""
+    if isinstance(value, str):
+        if len(value) > limit:
+            return value[:limit] + f"...[TRUNCATED:{len(value) - limit} chars]"
+        return value
+    if isinstance(value, dict):
+        return {k: truncate_strings(v, limit) for k, v in value.items()}
+    if isinstance(value, list):
+        return [truncate_strings(v, limit) for v in value]
+    return value

@@ -1,0 +1,488 @@
+"""Opening and closing sessions: the ``with``/``async with`` scope and the runtime-logger API.
+
+A session's record lives in its journal first. The ``Session`` row is written by the app's own
+database thread ("ag2_logging-db"), on its own connection and outside the caller's transaction:
+a request that rolls back (``ATOMIC_REQUESTS``) cannot erase the record of what it spent, and a
+sync ``with`` inside async code never runs the ORM on the event loop. Sync callers outside an event
+loop wait for the row (so it exists when ``with`` returns); callers on an event loop never block
+(``flush()`` waits for the thread, for tests and scripts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextvars import Token
+from types import TracebackType
+from typing import Any
+
+from ag2_logging import signals
+from ag2_logging.conf import conf
+from ag2_logging.context import bindings, current_session
+from ag2_logging.recorder import SessionRecorder, UnattributedRecorder
+from ag2_logging.redaction import redact_text
+from ag2_logging.serialize import dumps
+
+logger = logging.getLogger("ag2_logging.sessions")
+
+#: How long a sync caller waits for the Session row before going on without it.
+DB_WAIT_SECONDS = 30.0
+
+_executor_lock = threading.Lock()
+_executor: ThreadPoolExecutor | None = None
+_runtime_log_lock = threading.Lock()
+_runtime_log_failed = False
+_unattributed: UnattributedRecorder | None = None
+_unattributed_lock = threading.Lock()
+
+#: Counters for what the app could not do (exposed for health checks and tests).
+stats: dict[str, int] = {"db_failures": 0, "enqueue_failures": 0, "hook_failures": 0, "unattributed_calls": 0}
+
+
+def _db_executor() -> ThreadPoolExecutor:
+    global _executor
+    executor = _executor
+    if executor is None:
+        with _executor_lock:
+            executor = _executor
+            if executor is None:
+                executor = _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ag2_logging-db")
+    return executor
+
+
+def _after_fork_in_child() -> None:
+    # Threads do not survive fork (Celery prefork, gunicorn): start afresh in the child.
+    global _executor, _unattributed
+    _executor = None
+    _unattributed = None
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _guarded(fn: Any, *args: Any) -> None:
+    from django.db import close_old_connections
+
+    close_old_connections()
+    try:
+        fn(*args)
+    except Exception:
+        stats["db_failures"] += 1
+        logger.exception("ag2_logging could not write to the database; the journal keeps the record")
+    finally:
+        close_old_connections()
+
+
+def submit_db(fn: Any, *args: Any) -> Future[None]:
+    """Run ``fn(*args)`` on the app's database thread, in order, never raising."""
+    return _db_executor().submit(_guarded, fn, *args)
+
+
+def _wait(future: Future[None]) -> None:
+    if _in_event_loop():
+        return
+    try:
+        future.result(timeout=DB_WAIT_SECONDS)
+    except Exception:
+        logger.warning("ag2_logging database thread did not answer within %ss", DB_WAIT_SECONDS)
+
+
+def flush(timeout: float = DB_WAIT_SECONDS) -> None:
+    """Wait until every pending Session write (and eager ingest) has run."""
+    submit_db(lambda: None).result(timeout=timeout)
+
+
+# -- database side ---------------------------------------------------------------------------
+
+
+def _persist_start(header: dict[str, Any]) -> None:
+    from ag2_logging.models import Session
+
+    Session.objects.get_or_create(
+        id=uuid.UUID(header["session_id"]),
+        defaults={
+            "chat_id": header["chat_id"],
+            "workflow_name": header["workflow_name"],
+            "enterprise_id": header["enterprise_id"],
+            "parent_id": uuid.UUID(header["parent_id"]) if header["parent_id"] else None,
+            "started_at": header["started_at"],
+            "host": header["host"],
+            "pid": header["pid"],
+            "journal_path": header["journal_path"],
+        },
+    )
+
+
+def _persist_end(header: dict[str, Any], end: dict[str, Any]) -> None:
+    from django.db import transaction
+
+    from ag2_logging.models import Session
+
+    totals = end["totals"]
+    fields = {
+        "status": end["status"],
+        "error": end["error"],
+        "ended_at": end["ended_at"],
+        "dropped_events": totals["dropped_events"],
+        **{
+            key: totals[key]
+            for key in (
+                "call_count",
+                "error_count",
+                "unpriced_calls",
+                "prompt_tokens",
+                "completion_tokens",
+                "cached_tokens",
+                "reasoning_tokens",
+                "total_tokens",
+                "total_cost",
+            )
+        },
+    }
+    session_id = uuid.UUID(header["session_id"])
+    Session.objects.update_or_create(
+        id=session_id,
+        defaults=fields,
+        create_defaults={
+            **fields,
+            "chat_id": header["chat_id"],
+            "workflow_name": header["workflow_name"],
+            "enterprise_id": header["enterprise_id"],
+            "parent_id": uuid.UUID(header["parent_id"]) if header["parent_id"] else None,
+            "started_at": header["started_at"],
+            "host": header["host"],
+            "pid": header["pid"],
+            "journal_path": header["journal_path"],
+        },
+    )
+    if conf.ingest_on_session_end:
+        transaction.on_commit(lambda: enqueue_ingest(session_id))
+
+
+def enqueue_ingest(session_id: uuid.UUID | str) -> None:
+    from ag2_logging import tasks
+
+    try:
+        tasks.ingest_session.apply_async(args=[str(session_id)], queue=conf.celery_queue)
+    except Exception:
+        # The journal is on disk and the Session row says where: recovery ingests it later.
+        stats["enqueue_failures"] += 1
+        logger.exception("ag2_logging could not enqueue ingest of session %s", session_id)
+
+
+# -- runtime log -----------------------------------------------------------------------------
+
+
+def write_runtime_log(*lines: str) -> None:
+    """Append lines to the process-wide runtime log (``LOG_FILE``); failures are logged once."""
+    global _runtime_log_failed
+    path = conf.resolved.log_file
+    text = "".join(line + "\n" for line in lines)
+    try:
+        with _runtime_log_lock:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(text)
+    except OSError:
+        if not _runtime_log_failed:
+            _runtime_log_failed = True
+            logger.exception("ag2_logging cannot write the runtime log %s", path)
+
+
+def _json(obj: Any) -> str:
+    return dumps(obj).decode()
+
+
+# -- open / close ----------------------------------------------------------------------------
+
+
+def open_session(
+    chat_id: str | None = None,
+    workflow_name: str | None = None,
+    enterprise_id: str | None = None,
+    *,
+    wait: bool = True,
+) -> tuple[SessionRecorder, Future[None]] | None:
+    """Start recording a session (journal, runtime log line, Session row); None when disabled."""
+    settings = conf.resolved
+    if not settings.enabled:
+        return None
+    from ag2_logging.integrations import install_integrations
+
+    install_integrations()
+    parent = current_session.get()
+    recorder = SessionRecorder(
+        settings=settings,
+        chat_id=str(chat_id) if chat_id else uuid.uuid4().hex,
+        workflow_name=str(workflow_name or ""),
+        enterprise_id=str(enterprise_id or ""),
+        parent_id=parent.session_id if parent is not None else None,
+    )
+    header = recorder.header()
+    write_runtime_log(
+        f"Started new session with Session ID: {recorder.session_id}",
+        "# AG2 SESSION START: " + _json({"event_type": "session_start", "session_info": header}),
+    )
+    future = submit_db(_persist_start, header)
+    if wait:
+        _wait(future)
+    if signals.session_started.receivers:
+        signals.session_started.send_robust(
+            sender=SessionRecorder,
+            session_id=recorder.session_id,
+            chat_id=recorder.chat_id,
+            workflow_name=recorder.workflow_name,
+            enterprise_id=recorder.enterprise_id,
+            parent_id=recorder.parent_id,
+        )
+    return recorder, future
+
+
+def close_session(recorder: SessionRecorder, status: str, error: str = "", *, wait: bool = True) -> Future[None]:
+    """End a session: closing journal line, runtime log line, Session row, ingest."""
+    if recorder.status != "running":
+        done: Future[None] = Future()
+        done.set_result(None)
+        return done
+    recorder.finish(status, redact_text(error)[:10_000])
+    bindings.release(recorder)
+    header = recorder.header()
+    totals = recorder.totals.as_dict()
+    end = {
+        "status": status,
+        "error": recorder.error,
+        "ended_at": recorder.ended_at.isoformat() if recorder.ended_at else None,
+        "totals": totals,
+    }
+    write_runtime_log(
+        "# AG2 SESSION END: "
+        + _json(
+            {
+                "event_type": "session_end",
+                "session_id": header["session_id"],
+                "chat_id": header["chat_id"],
+                "workflow_name": header["workflow_name"],
+                "enterprise_id": header["enterprise_id"],
+                "status": status,
+                "totals": totals,
+            }
+        )
+    )
+    future = submit_db(_persist_end, header, end)
+    if wait:
+        _wait(future)
+    if signals.session_finished.receivers:
+        signals.session_finished.send_robust(
+            sender=SessionRecorder, session_id=recorder.session_id, status=status, error=recorder.error, totals=totals
+        )
+    return future
+
+
+def status_for(exc: BaseException | None) -> tuple[str, str]:
+    if exc is None:
+        return "completed", ""
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt):
+        return "cancelled", text
+    return "failed", text
+
+
+def get_unattributed_recorder() -> UnattributedRecorder:
+    global _unattributed
+    recorder = _unattributed
+    if recorder is None:
+        with _unattributed_lock:
+            recorder = _unattributed
+            if recorder is None:
+                recorder = _unattributed = UnattributedRecorder(conf.resolved)
+    return recorder
+
+
+def warn_unattributed(what: str) -> None:
+    recorder = get_unattributed_recorder()
+    stats["unattributed_calls"] += 1
+    if not recorder.warned:
+        recorder.warned = True
+        logger.warning(
+            "ag2_logging recorded %s outside any session (unattributed, journal %s). Open a session with "
+            "ag2_logging_session(...) or @ag2_logged around AG2 work to attribute it.",
+            what,
+            recorder.journal_path,
+        )
+
+
+# -- public scope ----------------------------------------------------------------------------
+
+
+class ag2_logging_session:  # noqa: N801 - the name is the contract users migrate from
+    """Record everything AG2 does inside the block as one session.
+
+    ``with ag2_logging_session(chat_id, workflow_name, enterprise_id) as session:`` and the
+    same with ``async with``. Ends the session as completed, failed (an exception) or cancelled
+    (``CancelledError``/``KeyboardInterrupt``), and re-raises. ``session`` is the recorder (its
+    ``session_id`` and live ``totals``), or None when logging is off.
+    """
+
+    __slots__ = ("_recorder", "_token", "chat_id", "enterprise_id", "workflow_name")
+
+    def __init__(
+        self, chat_id: str | None = None, workflow_name: str | None = None, enterprise_id: str | None = None
+    ) -> None:
+        self.chat_id = chat_id
+        self.workflow_name = workflow_name
+        self.enterprise_id = enterprise_id
+        self._recorder: SessionRecorder | None = None
+        self._token: Token[SessionRecorder | None] | None = None
+
+    def __enter__(self) -> SessionRecorder | None:
+        opened = open_session(self.chat_id, self.workflow_name, self.enterprise_id)
+        if opened is None:
+            return None
+        self._recorder = opened[0]
+        self._token = current_session.set(self._recorder)
+        return self._recorder
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        recorder = self._recorder
+        if recorder is None:
+            return
+        self._reset()
+        close_session(recorder, *status_for(exc))
+
+    async def __aenter__(self) -> SessionRecorder | None:
+        opened = open_session(self.chat_id, self.workflow_name, self.enterprise_id, wait=False)
+        if opened is None:
+            return None
+        self._recorder, future = opened
+        self._token = current_session.set(self._recorder)
+        await asyncio.wrap_future(future)
+        return self._recorder
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        recorder = self._recorder
+        if recorder is None:
+            return
+        self._reset()
+        future = close_session(recorder, *status_for(exc), wait=False)
+        try:
+            await asyncio.shield(asyncio.wrap_future(future))
+        except asyncio.CancelledError:
+            pass  # the row is still written by the database thread
+
+    def _reset(self) -> None:
+        token, self._token = self._token, None
+        if token is None:
+            return
+        try:
+            current_session.reset(token)
+        except ValueError:
+            # Exited in another context than it was entered in (a different task): clear ours.
+            current_session.set(None)
+
+
+class AG2RuntimeLogger:
+    """The seed system's API: ``start_session()`` / ``stop_session()`` around AG2 work."""
+
+    def __init__(self) -> None:
+        self._manual: list[tuple[SessionRecorder, Token[SessionRecorder | None]]] = []
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return conf.enabled
+
+    def start_session(
+        self, chat_id: str | None = None, workflow_name: str | None = None, enterprise_id: str | None = None
+    ) -> bool:
+        """Open a session in the current context; True when logging started. Never raises."""
+        try:
+            opened = open_session(chat_id, workflow_name, enterprise_id)
+        except Exception:
+            stats["hook_failures"] += 1
+            logger.exception("ag2_logging could not start a session")
+            return False
+        if opened is None:
+            return False
+        recorder = opened[0]
+        with self._lock:
+            self._manual.append((recorder, current_session.set(recorder)))
+        return True
+
+    def stop_session(self, status: str = "completed", error: str = "") -> None:
+        """End the session this context started with ``start_session()``. Never raises."""
+        current = current_session.get()
+        with self._lock:
+            index = next((i for i, (rec, _) in enumerate(self._manual) if rec is current), None)
+            if index is None:
+                if not self._manual:
+                    return
+                index = len(self._manual) - 1
+            recorder, token = self._manual.pop(index)
+        try:
+            current_session.reset(token)
+        except ValueError:
+            current_session.set(None)
+        try:
+            close_session(recorder, status, error)
+        except Exception:
+            stats["hook_failures"] += 1
+            logger.exception("ag2_logging could not stop session %s", recorder.session_id)
+
+    @property
+    def current_session_id(self) -> uuid.UUID | None:
+        recorder = current_session.get()
+        return recorder.session_id if recorder is not None else None
+
+    def session_totals(self) -> dict[str, Any] | None:
+        return session_totals()
+
+
+_runtime_logger = AG2RuntimeLogger()
+
+
+def get_ag2_runtime_logger() -> AG2RuntimeLogger:
+    return _runtime_logger
+
+
+def session_totals() -> dict[str, Any] | None:
+    """Live totals of the current session (calls, tokens, cost so far), or None outside one."""
+    recorder = current_session.get()
+    if recorder is None:
+        return None
+    with recorder._lock:
+        totals = recorder.totals.as_dict()
+    totals["session_id"] = str(recorder.session_id)
+    return totals
+
+
+def current_session_id() -> uuid.UUID | None:
+    recorder = current_session.get()
+    return recorder.session_id if recorder is not None else None
+
+
+__all__ = [
+    "AG2RuntimeLogger",
+    "ag2_logging_session",
+    "close_session",
+    "current_session_id",
+    "flush",
+    "get_ag2_runtime_logger",
+    "open_session",
+    "session_totals",
+]
