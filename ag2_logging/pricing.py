@@ -200,7 +200,7 @@ class NormalizedUsage:
             self.cache_write_tokens,
         )
         if any(count < 0 for count in counts):
-            raise ValueError(f"token counts cannot be negative: {self!r}")
+            raise ValueError(f"token counts cannot be negative: {counts}")
         if self.cached_tokens + self.cache_write_tokens > self.prompt_tokens:
             raise ValueError(
                 f"cached_tokens ({self.cached_tokens}) + cache_write_tokens ({self.cache_write_tokens}) "
@@ -489,7 +489,8 @@ def _snapshot() -> DataSnapshot:
     return DataSnapshot(providers=providers, from_auto_update=False)
 
 
-# -2024-08-06, -20240806 (a compact date is only rewritten by genai-prices, not removed).
+# -2024-08-06 and -20240806 (genai-prices rewrites a compact date to the dashed form itself, but
+# only to match a dated alias it lists; this drops the date altogether).
 _DATE_SUFFIX_RE: Final = re.compile(r"-20\d{2}-?(?:0[1-9]|1[0-2])-?(?:0[1-9]|[12]\d|3[01])$")
 # -0613 (MMDD, OpenAI) and -2409 (YYMM, Mistral); not -8192 / -32768 (context sizes).
 _SHORT_DATE_SUFFIX_RE: Final = re.compile(

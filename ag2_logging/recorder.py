@@ -311,6 +311,7 @@ class SessionRecorder(BaseRecorder):
         self.status = "running"
         self.error = ""
         self.monotonic_start = time.monotonic()
+        self._announced: set[int] = set()
         path = settings.journal_dir / self.started_at.strftime("%Y-%m-%d") / f"{self.session_id}.jsonl"
         super().__init__(path, settings)
         self._write(
@@ -321,6 +322,14 @@ class SessionRecorder(BaseRecorder):
                 "session": self.header(),
             }
         )
+
+    def announced(self, obj: object) -> bool:
+        """True if ``obj`` was announced to this session before (and remember it now)."""
+        key = id(obj)
+        if key in self._announced:
+            return True
+        self._announced.add(key)
+        return False
 
     def header(self) -> dict[str, Any]:
         return {

@@ -227,6 +227,8 @@ class RoutingLogger(BaseLogger):  # type: ignore[misc]
         start_time: str,
     ) -> None:
         try:
+            if not conf.resolved.enabled:
+                return  # switched off after install (tests, override_settings)
             ended_at = datetime.now(UTC)
             recorder: BaseRecorder | None = self._route(source, wrapper_id, client_id)
             if recorder is None:
@@ -265,9 +267,13 @@ class RoutingLogger(BaseLogger):  # type: ignore[misc]
 
     def log_new_agent(self, agent: Any, init_args: dict[str, Any]) -> None:
         try:
+            if not conf.resolved.enabled:
+                return  # switched off after install (tests, override_settings)
             recorder = current_session.get()
             if recorder is None:
                 return
+            if recorder.announced(agent):
+                return  # AG2 reports an agent once per __init__ in its class chain
             self._bind_agent(agent, recorder)
             recorder.record_agent_event(
                 agent_name=_agent_name(agent),
@@ -280,6 +286,8 @@ class RoutingLogger(BaseLogger):  # type: ignore[misc]
 
     def log_event(self, source: Any, name: str, **kwargs: Any) -> None:
         try:
+            if not conf.resolved.enabled:
+                return  # switched off after install (tests, override_settings)
             recorder = self._route(source)
             if recorder is None:
                 return
@@ -290,6 +298,8 @@ class RoutingLogger(BaseLogger):  # type: ignore[misc]
 
     def log_new_wrapper(self, wrapper: Any, init_args: dict[str, Any]) -> None:
         try:
+            if not conf.resolved.enabled:
+                return  # switched off after install (tests, override_settings)
             try:
                 self._wrappers[id(wrapper)] = weakref.ref(wrapper, self._forget_wrapper(id(wrapper)))
             except TypeError:
@@ -315,6 +325,8 @@ class RoutingLogger(BaseLogger):  # type: ignore[misc]
 
     def log_new_client(self, client: Any, wrapper: Any, init_args: dict[str, Any]) -> None:
         try:
+            if not conf.resolved.enabled:
+                return  # switched off after install (tests, override_settings)
             self._hook_retries(client)
             recorder = current_session.get()
             if recorder is None:
@@ -349,6 +361,8 @@ class RoutingLogger(BaseLogger):  # type: ignore[misc]
 
     def log_function_use(self, source: Any, function: Any, args: dict[str, Any], returns: Any) -> None:
         try:
+            if not conf.resolved.enabled:
+                return  # switched off after install (tests, override_settings)
             recorder: BaseRecorder | None = self._route(source)
             if recorder is None:
                 warn_unattributed("a tool call")

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tests.celery_app  # noqa: F401 - binds shared tasks to the test Celery app (eager)
+from ag2_logging import sessions
+from ag2_logging.conf import conf
+from ag2_logging.context import bindings, current_session
+from ag2_logging.testing import FakeLLMServer
+
+TEST_API_KEY = "sk-test-Zq8c1x9VbN3mK2pL7wR4tY6uI0oPaSdF"
+
+
+@pytest.fixture(scope="session")
+def fake_llm_server() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer(error_sleep_seconds=1.5) as server:
+        yield server
+
+
+@pytest.fixture
+def llm(fake_llm_server: FakeLLMServer) -> FakeLLMServer:
+    fake_llm_server.reset()
+    return fake_llm_server
+
+
+@pytest.fixture(autouse=True)
+def logs_dir(tmp_path: Path, settings: Any) -> Iterator[Path]:
+    """Each test writes its runtime log and journals under its own tmp_path."""
+    settings.AG2_LOGGING = {**settings.AG2_LOGGING, "LOG_FILE": str(tmp_path / "logs" / "ag2_runtime.log")}
+    conf.reload()
+    sessions._unattributed = None
+    yield tmp_path / "logs"
+    sessions.flush()
+    conf.reload()
+
+
+@pytest.fixture(autouse=True)
+def no_session_leaks() -> Iterator[None]:
+    yield
+    assert current_session.get() is None, "a test left a session bound in the context"
+    assert len(bindings) == 0, "a test left AG2 objects bound to a session"
+
+
+def llm_config(server: FakeLLMServer, model: str = "gpt-4o-mini", **extra: Any) -> dict[str, Any]:
+    entry = {"model": model, "api_key": TEST_API_KEY, "base_url": server.base_url, **extra}
+    return {"config_list": [entry], "cache_seed": None}
+
+
+def expected_cost(model: str, prompt: int, completion: int, cached: int, reasoning: int) -> Decimal:
+    """OpenAI-convention usage priced through genai-prices' own API (independent of our code)."""
+    import genai_prices
+
+    usage = genai_prices.Usage(input_tokens=prompt, cache_read_tokens=cached, output_tokens=completion)
+    return genai_prices.calc_price(usage, model, provider_id="openai").total_price

@@ -1,0 +1,222 @@
+"""Settings resolution and the system checks: one test per check id."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+
+from ag2_logging.checks import check_settings
+from ag2_logging.conf import DEFAULTS, conf, parse_switch
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, settings: Any) -> pytest.MonkeyPatch:
+    """A clean environment and settings that leave every key to the environment."""
+    for name in (
+        "AG2_RUNTIME_LOGGING",
+        "AG2_RUNTIME_LOG_FILE",
+        "AUTOGEN_RUNTIME_LOGGING",
+        "AUTOGEN_RUNTIME_LOG_FILE",
+        "LOGS_BASE_DIR",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    settings.AG2_LOGGING = {}
+    conf.reload()
+    return monkeypatch
+
+
+def ids(messages: list[Any]) -> list[str]:
+    return [m.id for m in messages]
+
+
+@pytest.mark.parametrize("value", ["true", "1", "on", "enabled", "file", " TRUE ", "On", "FILE"])
+def test_switch_on_values(value: str) -> None:
+    assert parse_switch(value) is True
+
+
+@pytest.mark.parametrize("value", ["false", "0", "off", "disabled", "", "  ", "OFF", "Disabled"])
+def test_switch_off_values(value: str) -> None:
+    assert parse_switch(value) is False
+
+
+def test_enabled_from_the_environment(env: pytest.MonkeyPatch) -> None:
+    env.setenv("AG2_RUNTIME_LOGGING", "enabled")
+    assert conf.reload().enabled is True
+    env.setenv("AG2_RUNTIME_LOGGING", "off")
+    assert conf.reload().enabled is False
+
+
+def test_settings_dict_overrides_the_environment(env: pytest.MonkeyPatch, settings: Any) -> None:
+    env.setenv("AG2_RUNTIME_LOGGING", "true")
+    settings.AG2_LOGGING = {"ENABLED": False}
+    assert conf.reload().enabled is False
+
+
+def test_default_log_file_is_under_base_dir(env: pytest.MonkeyPatch, settings: Any, tmp_path: Path) -> None:
+    settings.BASE_DIR = tmp_path
+    resolved = conf.reload()
+    assert resolved.log_file == tmp_path / "logs" / "logs" / "ag2_runtime.log"
+    assert resolved.journal_dir == tmp_path / "logs" / "logs" / "sessions"
+
+
+def test_logs_base_dir(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env.setenv("LOGS_BASE_DIR", str(tmp_path / "app-logs"))
+    assert conf.reload().log_file == tmp_path / "app-logs" / "ag2_runtime.log"
+
+
+def test_log_file_from_the_environment_wins_over_logs_base_dir(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env.setenv("LOGS_BASE_DIR", str(tmp_path / "base"))
+    env.setenv("AG2_RUNTIME_LOG_FILE", str(tmp_path / "x" / "rt.log"))
+    assert conf.reload().log_file == tmp_path / "x" / "rt.log"
+
+
+def test_E001_invalid_switch_value(env: pytest.MonkeyPatch) -> None:
+    env.setenv("AG2_RUNTIME_LOGGING", "maybe")
+    messages = check_settings()
+    assert ids(messages) == ["ag2_logging.E001"]
+    assert "'maybe'" in messages[0].msg and messages[0].hint
+    assert conf.enabled is False
+
+
+def test_E002_settings_not_a_dict(env: pytest.MonkeyPatch, settings: Any) -> None:
+    settings.AG2_LOGGING = ["ENABLED"]
+    assert ids(check_settings()) == ["ag2_logging.E002"]
+
+
+def test_E003_unknown_keys(env: pytest.MonkeyPatch, settings: Any) -> None:
+    settings.AG2_LOGGING = {"ENABLE": True, "LOGFILE": "x"}
+    messages = check_settings()
+    assert ids(messages) == ["ag2_logging.E003"]
+    assert "ENABLE, LOGFILE" in messages[0].msg
+
+
+def test_E004_unwritable_directory(env: pytest.MonkeyPatch, settings: Any, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    settings.AG2_LOGGING = {"ENABLED": True, "LOG_FILE": str(blocker / "logs" / "rt.log")}
+    messages = check_settings()
+    assert set(ids(messages)) == {"ag2_logging.E004"}
+    assert all(m.hint for m in messages)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("JOURNAL_FSYNC", "always"),
+        ("CAPTURE_BODIES", "sometimes"),
+        ("MAX_BODY_CHARS", 0),
+        ("CELERY_QUEUE", 5),
+        ("INGEST_ON_SESSION_END", "maybe"),
+        ("PROVIDER_BASE_URLS", ["http://x"]),
+        ("LOCAL_MODEL_RATE", "-1"),
+    ],
+)
+def test_E005_bad_values(env: pytest.MonkeyPatch, settings: Any, key: str, value: object) -> None:
+    settings.AG2_LOGGING = {key: value}
+    messages = check_settings()
+    assert ids(messages) == ["ag2_logging.E005"]
+    assert key in messages[0].msg
+
+
+def test_W001_legacy_switch(env: pytest.MonkeyPatch) -> None:
+    env.setenv("AUTOGEN_RUNTIME_LOGGING", "file")
+    messages = check_settings()
+    assert ids(messages) == ["ag2_logging.W001"]
+    assert "AG2_RUNTIME_LOGGING" in messages[0].hint
+    assert conf.enabled is True  # still works
+
+
+def test_W002_legacy_log_file(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env.setenv("AUTOGEN_RUNTIME_LOG_FILE", str(tmp_path / "old.log"))
+    messages = check_settings()
+    assert ids(messages) == ["ag2_logging.W002"]
+    assert "AG2_RUNTIME_LOG_FILE" in messages[0].hint
+    assert conf.log_file == tmp_path / "old.log"
+
+
+def test_W003_legacy_switch_ignored_when_new_is_set(env: pytest.MonkeyPatch) -> None:
+    env.setenv("AUTOGEN_RUNTIME_LOGGING", "file")
+    env.setenv("AG2_RUNTIME_LOGGING", "off")
+    messages = check_settings()
+    assert ids(messages) == ["ag2_logging.W003"]
+    assert "ignored" in messages[0].msg
+    assert conf.enabled is False  # the new one wins
+
+
+def test_W004_legacy_log_file_ignored_when_new_is_set(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env.setenv("AUTOGEN_RUNTIME_LOG_FILE", str(tmp_path / "old.log"))
+    env.setenv("AG2_RUNTIME_LOG_FILE", str(tmp_path / "new.log"))
+    messages = check_settings()
+    assert ids(messages) == ["ag2_logging.W004"]
+    assert conf.log_file == tmp_path / "new.log"
+
+
+def test_W005_enabled_without_any_ag2_generation(
+    env: pytest.MonkeyPatch, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ag2_logging import integrations
+
+    settings.AG2_LOGGING = {"ENABLED": True}
+    monkeypatch.setattr(integrations, "installed_generations", lambda: [])
+    assert ids(check_settings()) == ["ag2_logging.W005"]
+
+
+def test_clean_configuration_has_no_messages(env: pytest.MonkeyPatch) -> None:
+    env.setenv("AG2_RUNTIME_LOGGING", "true")
+    assert check_settings() == []
+    call_command("check")
+
+
+def test_call_command_check_fails_on_an_error(env: pytest.MonkeyPatch) -> None:
+    env.setenv("AG2_RUNTIME_LOGGING", "yes please")
+    with pytest.raises(SystemCheckError, match=r"ag2_logging\.E001"):
+        call_command("check")
+
+
+def test_manage_py_check_fails_with_the_documented_id(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "AG2_TEST_RUN_DIR": str(tmp_path),
+        "PYTHONPATH": str(REPO),
+    }
+    # tests.settings sets ENABLED in AG2_LOGGING; the environment drives it in this run.
+    code = (
+        "import django, sys; from django.conf import settings; "
+        "import tests.settings as s; s.AG2_LOGGING.pop('ENABLED', None); "
+        "from django.core.management import execute_from_command_line; execute_from_command_line(['m', 'check'])"
+    )
+    ok = subprocess.run([sys.executable, "-c", code], env={**env, "AG2_RUNTIME_LOGGING": "true"},
+                        capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    bad = subprocess.run([sys.executable, "-c", code], env={**env, "AG2_RUNTIME_LOGGING": "sometimes"},
+                         capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert bad.returncode != 0
+    assert "ag2_logging.E001" in bad.stderr
+
+
+def test_every_check_id_is_tested_and_documented() -> None:
+    source = (REPO / "ag2_logging" / "checks.py").read_text() + (REPO / "ag2_logging" / "conf.py").read_text()
+    used = set(re.findall(r'"([EW]\d{3})"', source))
+    assert used == {"E001", "E002", "E003", "E004", "E005", "W001", "W002", "W003", "W004", "W005"}
+    tests = Path(__file__).read_text()
+    readme = (REPO / "README.md").read_text()
+    for check_id in used:
+        assert f"def test_{check_id}_" in tests, check_id
+        assert f"ag2_logging.{check_id}" in readme, check_id
+
+
+def test_every_setting_is_documented() -> None:
+    readme = (REPO / "README.md").read_text()
+    missing = [key for key in DEFAULTS if f"`{key}`" not in readme]
+    assert missing == []
