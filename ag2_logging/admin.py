@@ -27,8 +27,20 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 class LLMCallInline(admin.TabularInline):  # type: ignore[type-arg]
     model = LLMCall
-    fields = ("seq", "agent_name", "model", "prompt_tokens", "completion_tokens", "cached_tokens",
-              "reasoning_tokens", "total_tokens", "cost", "price_status", "latency_ms", "status")
+    fields = (
+        "seq",
+        "agent_name",
+        "model",
+        "prompt_tokens",
+        "completion_tokens",
+        "cached_tokens",
+        "reasoning_tokens",
+        "total_tokens",
+        "cost",
+        "price_status",
+        "latency_ms",
+        "status",
+    )
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -44,8 +56,17 @@ class LLMCallInline(admin.TabularInline):  # type: ignore[type-arg]
 
 @admin.register(Session)
 class SessionAdmin(ReadOnlyAdmin):
-    list_display = ("started_at", "enterprise_id", "workflow_name", "chat_id", "status", "call_count",
-                    "total_tokens", "total_cost", "unpriced_calls")
+    list_display = (
+        "started_at",
+        "enterprise_id",
+        "workflow_name",
+        "chat_id",
+        "status",
+        "call_count",
+        "total_tokens",
+        "total_cost",
+        "unpriced_calls",
+    )
     list_filter = ("status", "enterprise_id", "workflow_name", "source", "started_at")
     search_fields = ("=id", "chat_id")
     date_hierarchy = "started_at"
@@ -54,8 +75,18 @@ class SessionAdmin(ReadOnlyAdmin):
 
 @admin.register(LLMCall)
 class LLMCallAdmin(ReadOnlyAdmin):
-    list_display = ("started_at", "session", "agent_name", "provider", "model", "total_tokens", "cost",
-                    "price_status", "latency_ms", "status")
+    list_display = (
+        "started_at",
+        "session",
+        "agent_name",
+        "provider",
+        "model",
+        "total_tokens",
+        "cost",
+        "price_status",
+        "latency_ms",
+        "status",
+    )
     list_filter = ("provider", "model", "status", "price_status", "is_cached")
     search_fields = ("=session__id", "session__chat_id", "model")
     list_select_related = ("session",)

@@ -44,7 +44,10 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             )
         )
     if resolved.enabled:
-        for label, path in (("LOG_FILE directory", resolved.log_file.parent), ("JOURNAL_DIR", resolved.journal_dir)):
+        for label, path in (
+            ("LOG_FILE directory", resolved.log_file.parent),
+            ("JOURNAL_DIR", resolved.journal_dir),
+        ):
             if not _writable_dir(path):
                 messages.append(
                     Error(

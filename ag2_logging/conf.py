@@ -109,7 +109,7 @@ def _base_dir() -> Path:
     return Path(base) if base else Path.cwd()
 
 
-def _resolve() -> Resolved:  # noqa: C901 - one linear pass over the keys reads best here
+def _resolve() -> Resolved:
     env = _env()
     user: Any = getattr(settings, "AG2_LOGGING", {}) or {}
     errors: list[tuple[str, str, str]] = []
@@ -241,7 +241,9 @@ def _resolve() -> Resolved:  # noqa: C901 - one linear pass over the keys reads 
         ingest_on_end = True
 
     urls = user.get("PROVIDER_BASE_URLS", DEFAULTS["PROVIDER_BASE_URLS"])
-    if not isinstance(urls, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in urls.items()):
+    if not isinstance(urls, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in urls.items()
+    ):
         bad("PROVIDER_BASE_URLS", urls, "a dict of base URL prefix -> provider id")
         urls = {}
 

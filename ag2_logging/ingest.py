@@ -198,7 +198,9 @@ def ingest_journal(path: Path | str, *, unfinished_status: str | None = None) ->
             session.ingested_at = datetime.now(UTC)
             session.save()
     if result.bad_lines:
-        logger.warning("ag2_logging skipped %d bad line(s) in %s: %s", len(result.bad_lines), path, result.bad_lines[:20])
+        logger.warning(
+            "ag2_logging skipped %d bad line(s) in %s: %s", len(result.bad_lines), path, result.bad_lines[:20]
+        )
     return result
 
 

@@ -16,7 +16,9 @@ from django.utils.translation import gettext_lazy as _
 
 from ag2_logging.querysets import LLMCallQuerySet, SessionQuerySet
 
-MONEY = {"max_digits": 20, "decimal_places": 10}
+#: Money: up to 10^10 with 10 decimal places (per-token prices reach 1e-9 dollars).
+MONEY_DIGITS = 20
+MONEY_PLACES = 10
 
 
 class Session(models.Model):
@@ -52,7 +54,7 @@ class Session(models.Model):
     cached_tokens = models.BigIntegerField(default=0)
     reasoning_tokens = models.BigIntegerField(default=0)
     total_tokens = models.BigIntegerField(default=0)
-    total_cost = models.DecimalField(default=Decimal(0), **MONEY)
+    total_cost = models.DecimalField(default=Decimal(0), max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES)
 
     host = models.CharField(max_length=255, blank=True, default="")
     pid = models.PositiveIntegerField(null=True, blank=True)
@@ -105,11 +107,9 @@ class LLMCall(models.Model):
     cache_write_tokens = models.BigIntegerField(default=0)
     reasoning_tokens = models.BigIntegerField(default=0)
     total_tokens = models.BigIntegerField(default=0)
-    cost = models.DecimalField(null=True, blank=True, **MONEY)
-    price_status = models.CharField(
-        max_length=16, choices=PriceStatus.choices, default=PriceStatus.UNKNOWN
-    )
-    ag2_cost = models.DecimalField(null=True, blank=True, **MONEY)
+    cost = models.DecimalField(null=True, blank=True, max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES)
+    price_status = models.CharField(max_length=16, choices=PriceStatus.choices, default=PriceStatus.UNKNOWN)
+    ag2_cost = models.DecimalField(null=True, blank=True, max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES)
 
     latency_ms = models.FloatField(null=True, blank=True)
     is_cached = models.BooleanField(default=False)

@@ -229,7 +229,13 @@ class BaseRecorder:
         return event
 
     def record_agent_event(
-        self, *, agent_name: str, name: str, data: Any = None, error: str = "", duration_ms: float | None = None
+        self,
+        *,
+        agent_name: str,
+        name: str,
+        data: Any = None,
+        error: str = "",
+        duration_ms: float | None = None,
     ) -> None:
         self._write(
             {
@@ -259,7 +265,9 @@ class BaseRecorder:
         ended_at: datetime | None = None,
     ) -> None:
         ended_at = ended_at or utcnow()
-        summary = result if isinstance(result, str) else orjson.loads(dumps(result)) if result is not None else ""
+        summary = (
+            result if isinstance(result, str) else orjson.loads(dumps(result)) if result is not None else ""
+        )
         summary_text = summary if isinstance(summary, str) else orjson.dumps(summary).decode()
         self._write(
             {

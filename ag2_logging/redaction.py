@@ -57,10 +57,30 @@ SENSITIVE_KEYS: frozenset[str] = frozenset(
 SENSITIVE_SUFFIXES: tuple[str, ...] = ("_key", "_token", "_secret", "_password", "_passwd", "_credentials")
 #: Keys that end like a secret but are not one.
 NOT_SENSITIVE_KEYS: frozenset[str] = frozenset(
-    {"max_tokens", "total_tokens", "prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens",
-     "sort_key", "cache_key", "primary_key", "foreign_key", "partition_key", "idempotency_key", "max_completion_tokens",
-     "num_tokens", "input_tokens", "output_tokens", "thinking_tokens", "cache_read_input_tokens",
-     "cache_creation_input_tokens", "cache_write_tokens", "stop_token", "public_key"}
+    {
+        "max_tokens",
+        "total_tokens",
+        "prompt_tokens",
+        "completion_tokens",
+        "cached_tokens",
+        "reasoning_tokens",
+        "sort_key",
+        "cache_key",
+        "primary_key",
+        "foreign_key",
+        "partition_key",
+        "idempotency_key",
+        "max_completion_tokens",
+        "num_tokens",
+        "input_tokens",
+        "output_tokens",
+        "thinking_tokens",
+        "cache_read_input_tokens",
+        "cache_creation_input_tokens",
+        "cache_write_tokens",
+        "stop_token",
+        "public_key",
+    }
 )
 
 
@@ -93,20 +113,30 @@ _TAIL = r"[A-Za-z0-9_\-]"
 
 #: The pattern table: one documented place (README, "Redaction").
 PATTERNS: tuple[Pattern, ...] = (
-    _p("pem_private_key", r"-----BEGIN[A-Z ]*PRIVATE KEY-----.*?(?:-----END[A-Z ]*PRIVATE KEY-----|$)",
-       ["PRIVATE KEY-----"]),
+    _p(
+        "pem_private_key",
+        r"-----BEGIN[A-Z ]*PRIVATE KEY-----.*?(?:-----END[A-Z ]*PRIVATE KEY-----|$)",
+        ["PRIVATE KEY-----"],
+    ),
     _p("anthropic_key", rf"\bsk-ant-(?:api|admin)\d\d-{_TAIL}{{20,}}", ["sk-ant-"]),
     _p("openai_key", rf"\bsk-(?:proj-|svcacct-|admin-|None-)?{_TAIL}{{20,}}", ["sk-"]),
-    _p("openrouter_key", rf"\bsk-or-v1-[a-f0-9]{{32,}}", ["sk-or-"]),
+    _p("openrouter_key", r"\bsk-or-v1-[a-f0-9]{32,}", ["sk-or-"]),
     _p("groq_key", rf"\bgsk_{_TAIL}{{20,}}", ["gsk_"]),
     _p("xai_key", rf"\bxai-{_TAIL}{{20,}}", ["xai-"]),
     _p("huggingface_token", r"\bhf_[A-Za-z0-9]{30,}", ["hf_"]),
     _p("google_api_key", r"\bAIza[0-9A-Za-z_\-]{35}", ["AIza"]),
     _p("aws_access_key_id", r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b", ["AKIA", "ASIA", "ABIA", "ACCA"]),
-    _p("github_token", r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})",
-       ["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"]),
+    _p(
+        "github_token",
+        r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})",
+        ["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"],
+    ),
     _p("gitlab_token", r"\bglpat-[A-Za-z0-9_\-]{20,}", ["glpat-"]),
-    _p("slack_token", r"\bxox[abposr]-[A-Za-z0-9\-]{10,}", ["xoxa-", "xoxb-", "xoxp-", "xoxo-", "xoxs-", "xoxr-"]),
+    _p(
+        "slack_token",
+        r"\bxox[abposr]-[A-Za-z0-9\-]{10,}",
+        ["xoxa-", "xoxb-", "xoxp-", "xoxo-", "xoxs-", "xoxr-"],
+    ),
     _p("slack_webhook", r"https://hooks\.slack\.com/services/[A-Za-z0-9/_\-]+", ["hooks.slack.com"]),
     _p("stripe_key", r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}", ["_live_", "_test_"]),
     _p("npm_token", r"\bnpm_[A-Za-z0-9]{36}", ["npm_"]),
@@ -116,8 +146,13 @@ PATTERNS: tuple[Pattern, ...] = (
     _p("jwt", r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}", ["eyJ"]),
     # Authorization header values; the credential must contain a digit or base64 padding/symbols so
     # prose such as "basic understanding" is left alone.
-    _p("authorization_header", r"\b(bearer|basic)\s+((?=[A-Za-z0-9._~+/\-]*[0-9+/=])[A-Za-z0-9._~+/\-]{8,}=*)",
-       ["bearer", "basic"], fold=True, group=2),
+    _p(
+        "authorization_header",
+        r"\b(bearer|basic)\s+((?=[A-Za-z0-9._~+/\-]*[0-9+/=])[A-Za-z0-9._~+/\-]{8,}=*)",
+        ["bearer", "basic"],
+        fold=True,
+        group=2,
+    ),
     _p("url_password", r"\b[a-z][a-z0-9+.\-]*://[^\s:/@\"\\]+:([^\s@/\"\\]+)@", ["://"], fold=True, group=1),
     # KEY=value environment lines (upper-case names, as environments write them).
     _p(
@@ -161,7 +196,9 @@ def redact_text(text: str, counts: dict[str, int] | None = None) -> str:
         marker = MARKER.format(kind=pattern.kind)
         group = pattern.group
 
-        def _sub(match: re.Match[str], marker: str = marker, group: int = group, kind: str = pattern.kind) -> str:
+        def _sub(
+            match: re.Match[str], marker: str = marker, group: int = group, kind: str = pattern.kind
+        ) -> str:
             secret = match.group(group)
             if not secret or secret.startswith("[REDACTED:"):
                 return match.group(0)

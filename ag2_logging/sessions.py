@@ -175,7 +175,7 @@ def enqueue_ingest(session_id: uuid.UUID | str) -> None:
     from ag2_logging import tasks
 
     try:
-        tasks.ingest_session.apply_async(args=[str(session_id)], queue=conf.celery_queue)
+        tasks.ingest_session.apply_async(args=(str(session_id),), queue=conf.celery_queue)
     except Exception:
         # The journal is on disk and the Session row says where: recovery ingests it later.
         stats["enqueue_failures"] += 1
@@ -250,7 +250,9 @@ def open_session(
     return recorder, future
 
 
-def close_session(recorder: SessionRecorder, status: str, error: str = "", *, wait: bool = True) -> Future[None]:
+def close_session(
+    recorder: SessionRecorder, status: str, error: str = "", *, wait: bool = True
+) -> Future[None]:
     """End a session: closing journal line, runtime log line, Session row, ingest."""
     if recorder.status != "running":
         done: Future[None] = Future()
@@ -285,7 +287,11 @@ def close_session(recorder: SessionRecorder, status: str, error: str = "", *, wa
         _wait(future)
     if signals.session_finished.receivers:
         signals.session_finished.send_robust(
-            sender=SessionRecorder, session_id=recorder.session_id, status=status, error=recorder.error, totals=totals
+            sender=SessionRecorder,
+            session_id=recorder.session_id,
+            status=status,
+            error=recorder.error,
+            totals=totals,
         )
     return future
 
@@ -326,7 +332,7 @@ def warn_unattributed(what: str) -> None:
 # -- public scope ----------------------------------------------------------------------------
 
 
-class ag2_logging_session:  # noqa: N801 - the name is the contract users migrate from
+class ag2_logging_session:
     """Record everything AG2 does inside the block as one session.
 
     ``with ag2_logging_session(chat_id, workflow_name, enterprise_id) as session:`` and the

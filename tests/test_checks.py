@@ -74,7 +74,9 @@ def test_logs_base_dir(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert conf.reload().log_file == tmp_path / "app-logs" / "ag2_runtime.log"
 
 
-def test_log_file_from_the_environment_wins_over_logs_base_dir(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_log_file_from_the_environment_wins_over_logs_base_dir(
+    env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     env.setenv("LOGS_BASE_DIR", str(tmp_path / "base"))
     env.setenv("AG2_RUNTIME_LOG_FILE", str(tmp_path / "x" / "rt.log"))
     assert conf.reload().log_file == tmp_path / "x" / "rt.log"
@@ -196,11 +198,23 @@ def test_manage_py_check_fails_with_the_documented_id(tmp_path: Path) -> None:
         "import tests.settings as s; s.AG2_LOGGING.pop('ENABLED', None); "
         "from django.core.management import execute_from_command_line; execute_from_command_line(['m', 'check'])"
     )
-    ok = subprocess.run([sys.executable, "-c", code], env={**env, "AG2_RUNTIME_LOGGING": "true"},
-                        capture_output=True, text=True, cwd=REPO, timeout=120)
+    ok = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "AG2_RUNTIME_LOGGING": "true"},
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert ok.returncode == 0, ok.stderr
-    bad = subprocess.run([sys.executable, "-c", code], env={**env, "AG2_RUNTIME_LOGGING": "sometimes"},
-                         capture_output=True, text=True, cwd=REPO, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "AG2_RUNTIME_LOGGING": "sometimes"},
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert bad.returncode != 0
     assert "ag2_logging.E001" in bad.stderr
 

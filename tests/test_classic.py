@@ -216,7 +216,9 @@ def test_api_key_and_unserializable_objects_never_break_or_leak(llm: FakeLLMServ
             assert TEST_API_KEY not in json.dumps(row, default=str), model
 
 
-def test_a_failing_recorder_never_reaches_the_agent(llm: FakeLLMServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_recorder_never_reaches_the_agent(
+    llm: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from ag2_logging.recorder import BaseRecorder
 
     def explode(self: Any, **kwargs: Any) -> None:

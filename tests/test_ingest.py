@@ -52,7 +52,7 @@ def test_bad_lines_are_skipped_and_counted(llm: FakeLLMServer) -> None:
         user.initiate_chat(assistant, message="hi [[terminate]]", max_turns=1)
     assert recorder is not None
     with open(recorder.journal_path, "ab") as fh:
-        fh.write(b"this is not json\n[1, 2]\n{\"type\": \"mystery\"}\n{\"truncated\": ")
+        fh.write(b'this is not json\n[1, 2]\n{"type": "mystery"}\n{"truncated": ')
     result = ingest_journal(recorder.journal_path)
     lines = sum(1 for _ in read_journal(recorder.journal_path))
     assert result.bad_lines == [lines - 3, lines - 2, lines - 1, lines]
@@ -103,7 +103,12 @@ def test_a_killed_process_leaves_a_journal_with_every_call(llm: FakeLLMServer, t
         "PYTHONPATH": str(REPO),
     }
     proc = subprocess.run(
-        [sys.executable, "-c", CRASHING_SCRIPT], env=env, capture_output=True, text=True, timeout=120, cwd=REPO
+        [sys.executable, "-c", CRASHING_SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     journal = Path(proc.stdout.strip().splitlines()[-1])
@@ -118,4 +123,6 @@ def test_a_killed_process_leaves_a_journal_with_every_call(llm: FakeLLMServer, t
     assert (session.chat_id, session.workflow_name, session.status) == ("c-crash", "wf-crash", "interrupted")
     assert session.call_count == 3
     assert session.prompt_tokens == sum(r.usage.prompt_tokens for r in served if r.usage)
-    assert sorted(LLMCall.objects.values_list("response_id", flat=True)) == sorted(r.response_id for r in served)
+    assert sorted(LLMCall.objects.values_list("response_id", flat=True)) == sorted(
+        r.response_id for r in served
+    )

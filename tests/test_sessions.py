@@ -19,8 +19,8 @@ from ag2_logging import (
     flush,
     get_ag2_runtime_logger,
     session_totals,
+    signals,
 )
-from ag2_logging import signals
 from ag2_logging.conf import conf
 from ag2_logging.integrations import classic
 from ag2_logging.log import SessionContextFilter
@@ -76,7 +76,11 @@ def test_start_and_stop_session_the_seed_systems_api(llm: FakeLLMServer) -> None
         runtime.stop_session()
     assert current_session_id() is None
     session = Session.objects.get()
-    assert (session.chat_id, session.workflow_name, session.enterprise_id) == ("chat_123", "my_workflow", "e1")
+    assert (session.chat_id, session.workflow_name, session.enterprise_id) == (
+        "chat_123",
+        "my_workflow",
+        "e1",
+    )
     assert session.status == "completed"
     assert session.call_count == 1
 

@@ -12,7 +12,10 @@ from functools import cache
 
 @cache
 def classic_available() -> bool:
-    return importlib.util.find_spec("autogen") is not None and importlib.util.find_spec("autogen.runtime_logging") is not None
+    return (
+        importlib.util.find_spec("autogen") is not None
+        and importlib.util.find_spec("autogen.runtime_logging") is not None
+    )
 
 
 @cache

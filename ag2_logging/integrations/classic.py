@@ -133,7 +133,7 @@ class _ClientInfo:
         self.raw_client_id = raw_client_id
 
 
-class RoutingLogger(BaseLogger):  # type: ignore[misc]
+class RoutingLogger(BaseLogger):
     """Routes AG2 classic's runtime-logging callbacks to the session they belong to."""
 
     def __init__(self) -> None:
@@ -179,7 +179,9 @@ class RoutingLogger(BaseLogger):  # type: ignore[misc]
                 return found
         return None
 
-    def _client_info(self, source: Any, client_id: int, wrapper_id: int, request: dict[str, Any]) -> _ClientInfo:
+    def _client_info(
+        self, source: Any, client_id: int, wrapper_id: int, request: dict[str, Any]
+    ) -> _ClientInfo:
         key = (wrapper_id, client_id)
         info = self._clients.get(key)
         if info is not None and info.wrapper_ref() is not None:
@@ -348,7 +350,7 @@ class RoutingLogger(BaseLogger):  # type: ignore[misc]
     def _hook_retries(self, client: Any) -> None:
         http = getattr(client, "_client", None)
         hooks = getattr(http, "event_hooks", None)
-        if not isinstance(hooks, dict) or id(client) in self._hooked:
+        if http is None or not isinstance(hooks, dict) or id(client) in self._hooked:
             return
         hooks = {name: list(fns) for name, fns in hooks.items()}
         hooks.setdefault("request", []).append(_on_request(id(client)))
