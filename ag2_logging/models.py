@@ -109,7 +109,9 @@ class LLMCall(models.Model):
     total_tokens = models.BigIntegerField(default=0)
     cost = models.DecimalField(null=True, blank=True, max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES)
     price_status = models.CharField(max_length=16, choices=PriceStatus.choices, default=PriceStatus.UNKNOWN)
-    ag2_cost = models.DecimalField(null=True, blank=True, max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES)
+    ag2_cost = models.DecimalField(
+        null=True, blank=True, max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES
+    )
 
     latency_ms = models.FloatField(null=True, blank=True)
     is_cached = models.BooleanField(default=False)

@@ -81,8 +81,17 @@ def _answer(
 
 
 def _failure(params: dict[str, str], session: Any, exc: Exception) -> JsonResponse:
-    # The session is recorded as failed (with the error) by ag2_logging_session itself.
-    logger.exception("demo workflow %s for %s failed", params["workflow"], params["enterprise"])
+    # The session is recorded as failed (with the error) by ag2_logging_session itself. We are
+    # outside it now, so pass its context to the log record ourselves (SessionContextFilter keeps it).
+    logger.exception(
+        "demo workflow %s for %s failed",
+        params["workflow"],
+        params["enterprise"],
+        extra={
+            "session_id": str(session.session_id) if session is not None else "",
+            "enterprise_id": params["enterprise"],
+        },
+    )
     return JsonResponse(
         {
             "error": f"the workflow failed ({type(exc).__name__}); see the server log",
@@ -105,6 +114,8 @@ def run_workflow(request: HttpRequest) -> JsonResponse:
         with ag2_logging_session(params["chat_id"], params["workflow"], params["enterprise"]) as session:
             team = build_group_chat(model=params["model"] or None)
             team.user.initiate_chat(team.manager, message=_message(params))
+            # Inside the session: SessionContextFilter adds its id and enterprise to this record.
+            logger.info("demo workflow %s finished", params["workflow"])
             totals = session_totals()
     except Exception as exc:
         return _failure(params, session, exc)
@@ -126,6 +137,8 @@ async def run_workflow_async(request: HttpRequest) -> JsonResponse:
         ) as session:
             team = build_group_chat(model=params["model"] or None)
             await team.user.a_initiate_chat(team.manager, message=_message(params))
+            # Inside the session: SessionContextFilter adds its id and enterprise to this record.
+            logger.info("demo workflow %s finished", params["workflow"])
             totals = session_totals()
     except Exception as exc:
         return _failure(params, session, exc)
