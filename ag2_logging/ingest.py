@@ -189,7 +189,9 @@ def ingest_journal(path: Path | str, *, unfinished_status: str | None = None) ->
                 session.status = end.get("status") or Session.Status.COMPLETED
                 session.ended_at = _dt(end.get("ended_at") or end.get("ts"))
                 session.error = str(end.get("error") or "")
-                session.dropped_events = int((end.get("totals") or {}).get("dropped_events") or 0)
+                end_totals = end.get("totals") or {}
+                session.dropped_events = int(end_totals.get("dropped_events") or 0)
+                session.redactions = end_totals.get("redactions") or {}
             elif unfinished_status and session.status == Session.Status.RUNNING:
                 session.status = unfinished_status
                 session.ended_at = session.ended_at or _dt(raw_events[-1]["ts"] if raw_events else None)

@@ -64,6 +64,13 @@ class Session(models.Model):
     bad_journal_lines = models.PositiveIntegerField(default=0)
     #: Events the recorder could not journal (disk full, ...): the session is incomplete.
     dropped_events = models.PositiveIntegerField(default=0)
+    #: HTTP attempts retried inside the SDK, summed over the session's calls.
+    retry_count = models.PositiveIntegerField(default=0)
+    #: What redaction removed, by kind (counts only, never values).
+    redactions = models.JSONField(default=dict, blank=True)
+    last_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    sanitized_at = models.DateTimeField(null=True, blank=True)
+    summarized_at = models.DateTimeField(null=True, blank=True)
 
     objects = SessionQuerySet.as_manager()
 
@@ -189,3 +196,89 @@ class ToolCall(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ModelPrice(models.Model):
+    """An admin-edited price that wins over genai-prices for calls in its period.
+
+    Prices are per million tokens. ``model`` is an exact model name or an ``fnmatch`` pattern
+    (``gpt-4o*``); an empty ``provider`` matches every provider. ``effective_to`` is exclusive.
+    """
+
+    provider = models.CharField(max_length=64, blank=True, default="", help_text=_("Empty: any provider."))
+    model = models.CharField(max_length=255, help_text=_("Exact name or pattern such as gpt-4o*."))
+    input_per_mtok = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES)
+    cached_input_per_mtok = models.DecimalField(
+        null=True,
+        blank=True,
+        max_digits=MONEY_DIGITS,
+        decimal_places=MONEY_PLACES,
+        help_text=_("Empty: input price."),
+    )
+    cache_write_per_mtok = models.DecimalField(
+        null=True,
+        blank=True,
+        max_digits=MONEY_DIGITS,
+        decimal_places=MONEY_PLACES,
+        help_text=_("Empty: input price."),
+    )
+    output_per_mtok = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES)
+    reasoning_per_mtok = models.DecimalField(
+        null=True,
+        blank=True,
+        max_digits=MONEY_DIGITS,
+        decimal_places=MONEY_PLACES,
+        help_text=_("Empty: output price."),
+    )
+    currency_note = models.CharField(max_length=255, blank=True, default="")
+    effective_from = models.DateField(null=True, blank=True)
+    effective_to = models.DateField(null=True, blank=True, help_text=_("Exclusive."))
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["provider", "model", "-effective_from"]
+        verbose_name = _("model price override")
+        indexes = [models.Index(fields=["model"], name="ag2log_price_model")]
+
+    def __str__(self) -> str:
+        return f"{self.provider or '*'}/{self.model}"
+
+
+class DailyRollup(models.Model):
+    """Totals per (day, enterprise, workflow, model, agent, provider), kept by the summarize task."""
+
+    day = models.DateField()
+    enterprise_id = models.CharField(max_length=255, blank=True, default="")
+    workflow_name = models.CharField(max_length=255, blank=True, default="")
+    model = models.CharField(max_length=255, blank=True, default="")
+    agent_name = models.CharField(max_length=255, blank=True, default="")
+    provider = models.CharField(max_length=64, blank=True, default="")
+    call_count = models.BigIntegerField(default=0)
+    error_count = models.BigIntegerField(default=0)
+    retry_count = models.BigIntegerField(default=0)
+    unpriced_calls = models.BigIntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    cached_tokens = models.BigIntegerField(default=0)
+    reasoning_tokens = models.BigIntegerField(default=0)
+    total_tokens = models.BigIntegerField(default=0)
+    cost = models.DecimalField(default=Decimal(0), max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES)
+    latency_ms_sum = models.FloatField(default=0)
+
+    class Meta:
+        ordering = ["-day"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "enterprise_id", "workflow_name", "model", "agent_name", "provider"],
+                name="ag2log_rollup_unique_key",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["enterprise_id", "day"], name="ag2log_rollup_ent_day"),
+            models.Index(fields=["workflow_name", "day"], name="ag2log_rollup_wf_day"),
+            models.Index(fields=["model", "day"], name="ag2log_rollup_model_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.enterprise_id}/{self.workflow_name}/{self.model}"

@@ -45,5 +45,6 @@ class LLMCallQuerySet(models.QuerySet["LLMCall"]):
         aggregates["call_count"] = Count("id")
         aggregates["error_count"] = Count("id", filter=Q(status="error"))
         aggregates["unpriced_calls"] = Count("id", filter=Q(price_status="unknown", status="success"))
+        aggregates["retry_count"] = Coalesce(Sum("retries"), 0)
         aggregates["total_cost"] = Sum("cost")
         return self.aggregate(**aggregates)

@@ -47,6 +47,7 @@ class Totals:
 
     call_count: int = 0
     error_count: int = 0
+    retry_count: int = 0
     unpriced_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -63,6 +64,7 @@ class Totals:
         return {
             "call_count": self.call_count,
             "error_count": self.error_count,
+            "retry_count": self.retry_count,
             "unpriced_calls": self.unpriced_calls,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
@@ -215,6 +217,7 @@ class BaseRecorder:
             t.call_count += 1
             if error:
                 t.error_count += 1
+            t.retry_count += retries
             t.prompt_tokens += usage.prompt_tokens
             t.completion_tokens += usage.completion_tokens
             t.cached_tokens += usage.cached_tokens

@@ -136,11 +136,13 @@ def _persist_end(header: dict[str, Any], end: dict[str, Any]) -> None:
         "error": end["error"],
         "ended_at": end["ended_at"],
         "dropped_events": totals["dropped_events"],
+        "redactions": totals["redactions"],
         **{
             key: totals[key]
             for key in (
                 "call_count",
                 "error_count",
+                "retry_count",
                 "unpriced_calls",
                 "prompt_tokens",
                 "completion_tokens",

@@ -167,6 +167,7 @@ def test_sdk_retries_are_counted(llm: FakeLLMServer) -> None:
     call = LLMCall.objects.get()
     assert call.status == "success"
     assert call.retries == 2
+    assert Session.objects.get().retry_count == 2
     assert call.prompt_tokens == 120
 
 
