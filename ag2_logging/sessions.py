@@ -173,15 +173,22 @@ def _persist_end(header: dict[str, Any], end: dict[str, Any]) -> None:
         transaction.on_commit(lambda: enqueue_ingest(session_id))
 
 
-def enqueue_ingest(session_id: uuid.UUID | str) -> None:
+def enqueue(task: Any, *args: Any) -> bool:
+    """Send a task to the configured queue; a broker failure is counted and logged, never raised."""
+    try:
+        task.apply_async(args=tuple(str(a) for a in args), queue=conf.celery_queue)
+    except Exception:
+        # The journal is on disk and the Session row says where: recovery picks it up later.
+        stats["enqueue_failures"] += 1
+        logger.exception("ag2_logging could not enqueue %s%r", getattr(task, "name", task), args)
+        return False
+    return True
+
+
+def enqueue_ingest(session_id: uuid.UUID | str) -> bool:
     from ag2_logging import tasks
 
-    try:
-        tasks.ingest_session.apply_async(args=(str(session_id),), queue=conf.celery_queue)
-    except Exception:
-        # The journal is on disk and the Session row says where: recovery ingests it later.
-        stats["enqueue_failures"] += 1
-        logger.exception("ag2_logging could not enqueue ingest of session %s", session_id)
+    return enqueue(tasks.ingest_session, session_id)
 
 
 # -- runtime log -----------------------------------------------------------------------------

@@ -25,6 +25,10 @@ def ingest_session(session_id: str) -> dict[str, Any] | None:
     result = ingest.ingest_session(session_id)
     if result is None:
         return None
+    if result.finished:
+        from ag2_logging.sessions import enqueue
+
+        enqueue(summarize_session, session_id)
     return {
         "session_id": str(result.session_id),
         "llm_calls": result.llm_calls,
@@ -32,3 +36,26 @@ def ingest_session(session_id: str) -> dict[str, Any] | None:
         "tool_calls": result.tool_calls,
         "bad_lines": result.bad_lines,
     }
+
+
+@shared_task(
+    name="ag2_logging.summarize_session",
+    autoretry_for=TRANSIENT,
+    retry_backoff=True,
+    retry_backoff_max=300,
+    max_retries=10,
+    acks_late=True,
+)
+def summarize_session(session_id: str) -> bool:
+    """Add a finished session to the daily rollups (exactly once)."""
+    from ag2_logging import rollups
+
+    return rollups.summarize_session(session_id)
+
+
+@shared_task(name="ag2_logging.rebuild_rollups", autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5)
+def rebuild_rollups() -> int:
+    """Recompute the daily rollups from the raw rows."""
+    from ag2_logging import rollups
+
+    return rollups.rebuild_rollups()
