@@ -31,7 +31,7 @@ demo: $(STAMP)
 	@export AG2_RUNTIME_LOGGING=true DJANGO_SETTINGS_MODULE=example_project.settings \
 	        DEMO_LLM_BASE_URL=http://127.0.0.1:$(DEMO_LLM_PORT)/v1; \
 	$(PY) manage.py migrate --noinput && \
-	$(PY) manage.py seed_demo && \
+	$(PY) manage.py seed_demo --quiet && \
 	if [ "$(DEMO_SERVE)" = "0" ]; then \
 	  echo "Seeded. Serve it with: make demo"; \
 	else \

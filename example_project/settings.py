@@ -78,7 +78,7 @@ STATIC_URL = "static/"
 
 # -- Celery: the app's ingest task runs in-process unless a broker and a worker are configured. --
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="memory://")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="memory://localhost/")
 CELERY_RESULT_BACKEND = None
 
 # -- ag2_logging: ENABLED/LOG_FILE come from the environment (AG2_RUNTIME_LOGGING, ...). --

@@ -66,7 +66,7 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 CELERY_TASK_EAGER_PROPAGATES = True
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="memory://")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="memory://localhost/")
 CELERY_RESULT_BACKEND = None
 
 AG2_LOGGING = {

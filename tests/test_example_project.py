@@ -24,7 +24,14 @@ TIMEOUT = 120
 
 #: Variables of the calling environment that would change what the demo does.
 _SCRUBBED_PREFIXES = ("AG2_", "AUTOGEN_", "CELERY_", "DEMO_LLM_")
-_SCRUBBED = {"DATABASE_URL", "LOGS_BASE_DIR", "DJANGO_SETTINGS_MODULE", "DEBUG", "SECRET_KEY", "ALLOWED_HOSTS"}
+_SCRUBBED = {
+    "DATABASE_URL",
+    "LOGS_BASE_DIR",
+    "DJANGO_SETTINGS_MODULE",
+    "DEBUG",
+    "SECRET_KEY",
+    "ALLOWED_HOSTS",
+}
 
 
 def demo_env(run_dir: Path, **extra: str) -> dict[str, str]:
@@ -46,7 +53,13 @@ def demo_env(run_dir: Path, **extra: str) -> dict[str, str]:
 
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
-        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
     )
     assert proc.returncode == 0, f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
     return proc
@@ -101,7 +114,9 @@ def test_sessions_completed_and_ingested_for_both_enterprises(demo_db: sqlite3.C
 
 def test_llm_call_sums_match_session_totals(demo_db: sqlite3.Connection) -> None:
     fields = ("prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens", "total_tokens")
-    sessions = demo_db.execute(f"SELECT id, call_count, unpriced_calls, total_cost, {', '.join(fields)} FROM ag2_logging_session").fetchall()
+    sessions = demo_db.execute(
+        f"SELECT id, call_count, unpriced_calls, total_cost, {', '.join(fields)} FROM ag2_logging_session"
+    ).fetchall()
     assert sessions
     for session in sessions:
         sums = demo_db.execute(
@@ -168,6 +183,12 @@ def test_demo_views_record_sessions(seeded: Seeded, demo_db: sqlite3.Connection)
                 "async": client.post("/demo/run-async/", {"enterprise": "initech", "workflow": "web_async"}).json(),
                 "root": client.get("/").status_code,
             }
+            # The seeded superuser sees the recorded sessions and calls in the admin.
+            assert client.login(username="demo", password="demo")
+            out["admin"] = [
+                client.get(url).status_code
+                for url in ("/admin/ag2_logging/session/", "/admin/ag2_logging/llmcall/")
+            ]
             ag2_logging.flush()
         print(json.dumps(out))
         """
@@ -176,6 +197,7 @@ def test_demo_views_record_sessions(seeded: Seeded, demo_db: sqlite3.Connection)
     proc = run(["-c", script], env)
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["root"] == 302
+    assert out["admin"] == [200, 200]
     for mode in ("sync", "async"):
         answer = out[mode]
         assert answer["logging_enabled"] is True

@@ -27,6 +27,8 @@ from django.conf import settings
 
 #: Sent as the API key: the fake server accepts anything, and no real key belongs in a demo.
 DEMO_API_KEY = "sk-demo-not-a-real-key"
+DEFAULT_BASE_URL = "http://127.0.0.1:8800/v1"
+DEFAULT_MODEL = "gpt-4o-mini"
 
 #: Prices of the demo catalogue; other SKUs get a deterministic price derived from their name.
 CATALOG: dict[str, float] = {
@@ -59,8 +61,9 @@ def llm_config(model: str | None = None, base_url: str | None = None) -> dict[st
     return {
         "config_list": [
             {
-                "model": model or settings.DEMO_LLM_MODEL,
-                "base_url": base_url or settings.DEMO_LLM_BASE_URL,
+                # getattr: the agents also work under other settings modules (the test suite's).
+                "model": model or getattr(settings, "DEMO_LLM_MODEL", DEFAULT_MODEL),
+                "base_url": base_url or getattr(settings, "DEMO_LLM_BASE_URL", DEFAULT_BASE_URL),
                 "api_key": DEMO_API_KEY,
             }
         ],
