@@ -11,27 +11,35 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
     __version__ = "0.0.0"
 
 if TYPE_CHECKING:
+    from ag2_logging.decorators import ag2_logged
     from ag2_logging.sessions import (
         AG2RuntimeLogger,
         ag2_logging_session,
         current_session_id,
         flush,
         get_ag2_runtime_logger,
+        is_enabled,
         session_totals,
     )
 
 __all__ = [
     "AG2RuntimeLogger",
+    "ag2_logged",
     "ag2_logging_session",
     "current_session_id",
     "flush",
     "get_ag2_runtime_logger",
+    "is_enabled",
     "session_totals",
 ]
 
 
 def __getattr__(name: str) -> Any:
     # Lazy so that importing the package (settings files, apps loading) imports no models.
+    if name == "ag2_logged":
+        from ag2_logging.decorators import ag2_logged
+
+        return ag2_logged
     if name in __all__:
         from ag2_logging import sessions
 

@@ -10,6 +10,7 @@ Precedence for every key: ``settings.AG2_LOGGING[KEY]`` > environment variable >
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -57,6 +58,11 @@ DEFAULTS: dict[str, Any] = {
     "PROVIDER_BASE_URLS": {},
     # Price per million tokens for local models (ollama, base URLs mapped to "local").
     "LOCAL_MODEL_RATE": "0",
+    # Request headers @ag2_logged and the middleware read the ids from.
+    "ENTERPRISE_HEADER": "X-Enterprise-ID",
+    "CHAT_HEADER": "X-Chat-ID",
+    # Regexes of request paths the middleware opens a session for (besides opted-in views).
+    "MIDDLEWARE_PATHS": [],
 }
 
 _VALID_FSYNC = frozenset({"session_end", "event", "never"})
@@ -94,6 +100,9 @@ class Resolved:
     ingest_on_session_end: bool
     provider_base_urls: dict[str, str]
     local_model_rate: Decimal
+    enterprise_header: str
+    chat_header: str
+    middleware_paths: tuple[re.Pattern[str], ...]
     # Diagnostics for checks.py: (id, message, hint) tuples.
     errors: tuple[tuple[str, str, str], ...] = ()
     warnings: tuple[tuple[str, str, str], ...] = ()
@@ -256,6 +265,25 @@ def _resolve() -> Resolved:
         bad("LOCAL_MODEL_RATE", rate_raw, "a non-negative number (price per million tokens)")
         rate = Decimal(0)
 
+    headers: dict[str, str] = {}
+    for key in ("ENTERPRISE_HEADER", "CHAT_HEADER"):
+        value = user.get(key, DEFAULTS[key])
+        if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9-]+", value):
+            bad(key, value, "an HTTP header name such as X-Enterprise-ID")
+            value = DEFAULTS[key]
+        headers[key] = value
+
+    paths_raw = user.get("MIDDLEWARE_PATHS", DEFAULTS["MIDDLEWARE_PATHS"])
+    paths: list[re.Pattern[str]] = []
+    if not isinstance(paths_raw, list | tuple):
+        bad("MIDDLEWARE_PATHS", paths_raw, "a list of regular expressions")
+    else:
+        for pattern in paths_raw:
+            try:
+                paths.append(re.compile(str(pattern)))
+            except re.error as exc:
+                bad("MIDDLEWARE_PATHS", pattern, f"a valid regular expression ({exc})")
+
     return Resolved(
         enabled=enabled,
         log_file=log_file,
@@ -267,6 +295,9 @@ def _resolve() -> Resolved:
         ingest_on_session_end=ingest_on_end,
         provider_base_urls=dict(urls),
         local_model_rate=rate,
+        enterprise_header=headers["ENTERPRISE_HEADER"],
+        chat_header=headers["CHAT_HEADER"],
+        middleware_paths=tuple(paths),
         errors=tuple(errors),
         warnings=tuple(warnings),
         unknown_keys=unknown,

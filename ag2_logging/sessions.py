@@ -223,6 +223,7 @@ def open_session(
     enterprise_id: str | None = None,
     *,
     wait: bool = True,
+    parent_id: uuid.UUID | str | None = None,
 ) -> tuple[SessionRecorder, Future[None]] | None:
     """Start recording a session (journal, runtime log line, Session row); None when disabled."""
     settings = conf.resolved
@@ -231,13 +232,17 @@ def open_session(
     from ag2_logging.integrations import install_integrations
 
     install_integrations()
-    parent = current_session.get()
+    if parent_id is None:
+        parent = current_session.get()
+        parent_id = parent.session_id if parent is not None else None
+    elif not isinstance(parent_id, uuid.UUID):
+        parent_id = uuid.UUID(str(parent_id))
     recorder = SessionRecorder(
         settings=settings,
         chat_id=str(chat_id) if chat_id else uuid.uuid4().hex,
         workflow_name=str(workflow_name or ""),
         enterprise_id=str(enterprise_id or ""),
-        parent_id=parent.session_id if parent is not None else None,
+        parent_id=parent_id,
     )
     header = recorder.header()
     write_runtime_log(
@@ -350,19 +355,25 @@ class ag2_logging_session:
     ``session_id`` and live ``totals``), or None when logging is off.
     """
 
-    __slots__ = ("_recorder", "_token", "chat_id", "enterprise_id", "workflow_name")
+    __slots__ = ("_recorder", "_token", "chat_id", "enterprise_id", "parent_id", "workflow_name")
 
     def __init__(
-        self, chat_id: str | None = None, workflow_name: str | None = None, enterprise_id: str | None = None
+        self,
+        chat_id: str | None = None,
+        workflow_name: str | None = None,
+        enterprise_id: str | None = None,
+        *,
+        parent_id: uuid.UUID | str | None = None,
     ) -> None:
         self.chat_id = chat_id
         self.workflow_name = workflow_name
         self.enterprise_id = enterprise_id
+        self.parent_id = parent_id
         self._recorder: SessionRecorder | None = None
         self._token: Token[SessionRecorder | None] | None = None
 
     def __enter__(self) -> SessionRecorder | None:
-        opened = open_session(self.chat_id, self.workflow_name, self.enterprise_id)
+        opened = open_session(self.chat_id, self.workflow_name, self.enterprise_id, parent_id=self.parent_id)
         if opened is None:
             return None
         self._recorder = opened[0]
@@ -379,7 +390,9 @@ class ag2_logging_session:
         close_session(recorder, *status_for(exc))
 
     async def __aenter__(self) -> SessionRecorder | None:
-        opened = open_session(self.chat_id, self.workflow_name, self.enterprise_id, wait=False)
+        opened = open_session(
+            self.chat_id, self.workflow_name, self.enterprise_id, wait=False, parent_id=self.parent_id
+        )
         if opened is None:
             return None
         self._recorder, future = opened
@@ -486,6 +499,11 @@ def session_totals() -> dict[str, Any] | None:
     return totals
 
 
+def is_enabled() -> bool:
+    """Whether AG2 logging is on (``AG2_LOGGING["ENABLED"]`` / ``AG2_RUNTIME_LOGGING``)."""
+    return conf.enabled
+
+
 def current_session_id() -> uuid.UUID | None:
     recorder = current_session.get()
     return recorder.session_id if recorder is not None else None
@@ -498,6 +516,7 @@ __all__ = [
     "current_session_id",
     "flush",
     "get_ag2_runtime_logger",
+    "is_enabled",
     "open_session",
     "session_totals",
 ]

@@ -10,4 +10,4 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 
 app = Celery("ag2_logging_tests")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["ag2_logging"])
+app.autodiscover_tasks(["ag2_logging", "tests"])

@@ -36,6 +36,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "ag2_logging.middleware.Ag2LoggingMiddleware",
 ]
 TEMPLATES = [
     {
@@ -62,7 +63,13 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not :memory:, so that the app's database thread and the test share one database.
     DATABASES["default"]["TEST"] = {"NAME": str(_RUN_DIR / "test-db.sqlite3")}
-    DATABASES["default"]["OPTIONS"] = {"timeout": 30, "init_command": "PRAGMA journal_mode=WAL;"}
+    # IMMEDIATE: concurrent writers (the app's database thread, a worker) wait for the lock instead
+    # of failing with "database is locked" when a read transaction upgrades to a write.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "init_command": "PRAGMA journal_mode=WAL;",
+        "transaction_mode": "IMMEDIATE",
+    }
 
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 CELERY_TASK_EAGER_PROPAGATES = True
@@ -74,6 +81,9 @@ AG2_LOGGING = {
     "LOG_FILE": str(_RUN_DIR / "logs" / "ag2_runtime.log"),
     # The fake LLM server listens on loopback; price its calls as OpenAI's.
     "PROVIDER_BASE_URLS": {"http://127.0.0.1": "openai", "http://localhost": "openai"},
+    "MIDDLEWARE_PATHS": [r"^/api/"],
+    # A real worker in the stress test listens on its own queue.
+    "CELERY_QUEUE": env.str("AG2_TEST_CELERY_QUEUE", default="") or None,
 }
 
 LOGGING = {
