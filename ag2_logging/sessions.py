@@ -20,7 +20,7 @@ from contextvars import Token
 from types import TracebackType
 from typing import Any
 
-from ag2_logging import signals
+from ag2_logging import price_overrides, signals
 from ag2_logging.conf import conf
 from ag2_logging.context import bindings, current_session
 from ag2_logging.recorder import SessionRecorder, UnattributedRecorder
@@ -245,6 +245,9 @@ def open_session(
         parent_id=parent_id,
     )
     header = recorder.header()
+    if price_overrides.is_stale():
+        # Loaded on the database thread, before this session's row, so its calls see them.
+        submit_db(price_overrides.refresh_if_stale)
     write_runtime_log(
         f"Started new session with Session ID: {recorder.session_id}",
         "# AG2 SESSION START: " + _json({"event_type": "session_start", "session_info": header}),

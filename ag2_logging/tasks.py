@@ -59,3 +59,21 @@ def rebuild_rollups() -> int:
     from ag2_logging import rollups
 
     return rollups.rebuild_rollups()
+
+
+@shared_task(name="ag2_logging.reprice", autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5)
+def reprice(
+    since: str | None = None, model: str | None = None, enterprise: str | None = None, dry_run: bool = False
+) -> dict[str, Any]:
+    """Recompute call costs (see ``manage.py ag2_logging_reprice``); returns the summary."""
+    import datetime as dt
+
+    from ag2_logging import reprice as repricing
+
+    result = repricing.reprice(
+        since=dt.date.fromisoformat(since) if since else None,
+        model=model,
+        enterprise=enterprise,
+        dry_run=dry_run,
+    )
+    return result.as_dict()

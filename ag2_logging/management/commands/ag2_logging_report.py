@@ -1,0 +1,156 @@
+"""``manage.py ag2_logging_report``: the admin's cost reports in a terminal or a pipe.
+
+manage.py ag2_logging_report enterprise --start 2026-01-01 --end 2026-01-31
+manage.py ag2_logging_report models --enterprise acme --format csv > models.csv
+manage.py ag2_logging_report day --days 7 --format json
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from ag2_logging import reports
+from ag2_logging.exports import csv_lines
+
+REPORTS = ("overview", *reports.DIMENSIONS, "models")
+
+#: Columns of the terminal table per report (all columns go to CSV and JSON).
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "breakdown": ("sessions", "calls", "errors", "total_tokens", "cost", "unpriced_calls", "cost_share"),
+    "overview": ("calls", "total_tokens", "cost", "unpriced_calls", "cost_share"),
+    "models": (
+        "calls",
+        "sessions",
+        "total_tokens",
+        "cost",
+        "cost_per_1k_tokens",
+        "cost_per_session",
+        "mean_latency_ms",
+        "p95_latency_ms",
+        "error_rate",
+        "cache_hit_rate",
+    ),
+}
+NUMERIC_PREFIXES = (
+    "cost",
+    "calls",
+    "sessions",
+    "errors",
+    "total",
+    "unpriced",
+    "mean",
+    "p95",
+    "error",
+    "cache",
+    "retr",
+)
+
+
+class Command(BaseCommand):
+    help = "Print the cost reports of the admin: totals per enterprise, workflow, model, agent or day, or the model comparison."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "report", nargs="?", default="overview", choices=REPORTS, help="default: overview"
+        )
+        parser.add_argument("--start", help="first UTC day, YYYY-MM-DD (default: 30 days before --end)")
+        parser.add_argument("--end", help="last UTC day, YYYY-MM-DD, inclusive (default: today)")
+        parser.add_argument("--days", type=int, help="the last N days up to --end (instead of --start)")
+        parser.add_argument("--enterprise", default="", help="only this enterprise id")
+        parser.add_argument("--workflow", default="", help="only this workflow")
+        parser.add_argument("--sort", default="-cost", help="models: column to sort by, '-' for descending")
+        parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        params = {key: options[key] for key in ("start", "end", "enterprise", "workflow") if options.get(key)}
+        if options.get("days"):
+            if options["days"] < 1:
+                raise CommandError("--days must be at least 1")
+            end = reports._parse_date(options.get("end")) or reports._utc_today()
+            params["start"] = (end - dt.timedelta(days=options["days"] - 1)).isoformat()
+            params["end"] = end.isoformat()
+        for key in ("start", "end"):
+            if key in params and reports._parse_date(params[key]) is None:
+                raise CommandError(f"--{key} must be a date, YYYY-MM-DD (got {params[key]!r})")
+        flt, errors = reports.ReportFilter.from_params(params)
+        for error in errors:
+            self.stderr.write(error)
+        name: str = options["report"]
+        if name == "models":
+            if options["sort"].lstrip("-") not in reports.MODEL_COLUMNS:
+                raise CommandError(f"--sort must be one of {', '.join(reports.MODEL_COLUMNS)}")
+            header, rows = reports.model_table(reports.model_comparison(flt, sort=options["sort"]))
+            key_columns: tuple[str, ...] = ("model", "provider")
+            kind = "models"
+        elif name == "overview":
+            header, rows = reports.overview_table(reports.overview(flt))
+            key_columns = ("dimension", "value")
+            kind = "overview"
+        else:
+            report = reports.breakdown(name, flt)
+            header, rows = reports.breakdown_table(report)
+            key_columns = report.dimension.fields
+            kind = "breakdown"
+        fmt = options["format"]
+        if fmt == "csv":
+            for line in csv_lines(header, rows):
+                self.stdout.write(line, ending="")
+            return
+        records = reports.as_records(header, rows)
+        if fmt == "json":
+            self.stdout.write(
+                json.dumps(
+                    {
+                        "report": name,
+                        "start": flt.start.isoformat(),
+                        "end": flt.end.isoformat(),
+                        "enterprise": flt.enterprise,
+                        "workflow": flt.workflow,
+                        "rows": records,
+                    },
+                    indent=2,
+                    default=str,
+                )
+            )
+            return
+        scope = " ".join(
+            part
+            for part in (
+                f"enterprise={flt.enterprise}" if flt.enterprise else "",
+                f"workflow={flt.workflow}" if flt.workflow else "",
+            )
+            if part
+        )
+        self.stdout.write(f"{name}: {flt.start} .. {flt.end} (UTC){' ' + scope if scope else ''}")
+        columns = [*key_columns, *TABLE_COLUMNS[kind]]
+        self.stdout.write(render_table(columns, ([_cell(r.get(c)) for c in columns] for r in records)))
+        if any(r.get("unpriced_calls") for r in records):
+            self.stdout.write("cost: priced calls only; unpriced calls have no cost (unknown), never 0.")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    return str(value)
+
+
+def render_table(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """A plain text table: numbers right-aligned, an underline under the header."""
+    body = [list(row) for row in rows]
+    widths = [max([len(c), *(len(r[i]) for r in body)]) for i, c in enumerate(columns)]
+    numeric = [c.startswith(NUMERIC_PREFIXES) for c in columns]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            cell.rjust(w) if num else cell.ljust(w)
+            for cell, w, num in zip(cells, widths, numeric, strict=True)
+        ).rstrip()
+
+    out = [line(columns), "  ".join("-" * w for w in widths)]
+    out += [line(r) for r in body]
+    return "\n".join(out) if body else "\n".join([*out, "(nothing recorded in this period)"])

@@ -1,0 +1,164 @@
+"""Price overrides, repricing and unknown models, through real classic AG2 chats."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from decimal import Decimal
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.test import Client
+
+from ag2_logging import ag2_logging_session, price_overrides
+from ag2_logging.models import DailyRollup, LLMCall, ModelPrice, Session
+from ag2_logging.rollups import rebuild_rollups
+from ag2_logging.testing import FakeLLMServer
+from tests.conftest import expected_cost
+from tests.test_classic import make_agents
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+MTOK = Decimal(1_000_000)
+
+
+@pytest.fixture(autouse=True)
+def fresh_overrides() -> None:
+    price_overrides.invalidate()
+
+
+def run_chat(server: FakeLLMServer, chat_id: str, *, model: str = "gpt-4o-mini", turns: int = 1) -> Session:
+    assistant, user = make_agents(server, model=model)
+    with ag2_logging_session(chat_id, "wf", "acme") as recorder:
+        user.initiate_chat(assistant, message=f"go [[marker:{chat_id}]]", max_turns=turns, silent=True)
+    assert recorder is not None
+    return Session.objects.get(id=recorder.session_id)
+
+
+def override_cost(call: LLMCall, price: ModelPrice) -> Decimal:
+    """The override's price for a call, by hand (prompt includes cached, completion reasoning)."""
+    uncached = call.prompt_tokens - call.cached_tokens - call.cache_write_tokens
+    output = call.completion_tokens - call.reasoning_tokens
+    return (
+        uncached * price.input_per_mtok
+        + call.cached_tokens * (price.cached_input_per_mtok or price.input_per_mtok)
+        + output * price.output_per_mtok
+        + call.reasoning_tokens * (price.reasoning_per_mtok or price.output_per_mtok)
+    ) / MTOK
+
+
+def rollup_table() -> list[tuple[Any, ...]]:
+    return sorted(
+        DailyRollup.objects.values_list(
+            "day", "enterprise_id", "model", "call_count", "cost", "unpriced_calls"
+        )
+    )
+
+
+def test_unknown_model_is_flagged_not_zero(llm: FakeLLMServer, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="ag2_logging"):
+        session = run_chat(llm, "c-unknown", model="acme-internal-llm", turns=2)
+    calls = list(session.llm_calls.all())
+    assert len(calls) == 2
+    assert all(c.cost is None and c.price_status == "unknown" for c in calls)
+    assert all(c.total_tokens == 150 for c in calls)  # tokens still counted
+    assert session.unpriced_calls == 2
+    assert session.total_tokens == 300
+    warnings = [
+        r
+        for r in caplog.records
+        if r.name.startswith("ag2_logging") and "acme-internal-llm" in r.getMessage()
+    ]
+    assert len(warnings) == 1  # once per model per process
+
+    admin = get_user_model().objects.create_superuser("boss", "boss@example.com", "pw")
+    client = Client()
+    client.force_login(admin)
+    page = client.get("/admin/ag2_logging/llmcall/", {"price_status__exact": "unknown"})
+    assert page.status_code == 200
+    assert {c.pk for c in page.context["cl"].result_list} == {c.pk for c in calls}
+    other = client.get("/admin/ag2_logging/llmcall/", {"price_status__exact": "priced"})
+    assert list(other.context["cl"].result_list) == []
+
+
+def test_override_applies_only_in_its_period_and_reprice_fixes_totals(llm: FakeLLMServer) -> None:
+    old = run_chat(llm, "c-old")
+    new = run_chat(llm, "c-new", turns=2)
+    ten_days_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=10)
+    LLMCall.objects.filter(session=old).update(started_at=ten_days_ago, ended_at=ten_days_ago)
+    rebuild_rollups()  # the old call's rollup moves to its day
+    genai_price = expected_cost("gpt-4o-mini", 120, 30, 40, 10)
+    assert all(c.cost == genai_price for c in LLMCall.objects.all())
+
+    price = ModelPrice.objects.create(
+        provider="openai",
+        model="gpt-4o-mini",
+        input_per_mtok=Decimal("1.00"),
+        cached_input_per_mtok=Decimal("0.10"),
+        output_per_mtok=Decimal("4.00"),
+        reasoning_per_mtok=Decimal("8.00"),
+        effective_from=(dt.datetime.now(dt.UTC) - dt.timedelta(days=5)).date(),
+    )
+    dry = call_command_json("ag2_logging_reprice", "--dry-run")
+    assert dry["changed"] == 2 and dry["dry_run"] is True
+    assert all(c.cost == genai_price for c in LLMCall.objects.all())  # dry run wrote nothing
+
+    result = call_command_json("ag2_logging_reprice")
+    assert result["changed"] == 2
+    assert result["sessions"] == 1
+    for call in LLMCall.objects.filter(session=new):
+        assert call.price_status == "override"
+        assert call.cost == override_cost(call, price)
+    old_call = LLMCall.objects.get(session=old)
+    assert (old_call.cost, old_call.price_status) == (genai_price, "priced")  # before the period
+    new.refresh_from_db()
+    assert new.total_cost == sum((c.cost for c in new.llm_calls.all()), Decimal(0))
+    after = rollup_table()
+    rebuild_rollups()
+    assert rollup_table() == after  # rollups moved by the same amounts as the calls
+
+    assert call_command_json("ag2_logging_reprice")["changed"] == 0  # idempotent
+
+
+def test_sessions_recorded_after_an_override_use_it(llm: FakeLLMServer) -> None:
+    ModelPrice.objects.create(
+        provider="", model="gpt-4o*", input_per_mtok=Decimal("2"), output_per_mtok=Decimal("6")
+    )
+    session = run_chat(llm, "c-live-override")
+    call = session.llm_calls.get()
+    assert call.price_status == "override"
+    assert call.cost == (Decimal(120) * 2 + Decimal(30) * 6) / MTOK
+    assert call.ag2_cost is not None and call.ag2_cost != call.cost  # AG2's own figure is kept beside ours
+
+
+def test_reprice_filters_and_progress(llm: FakeLLMServer) -> None:
+    run_chat(llm, "c-a")
+    run_chat(llm, "c-b", model="gpt-4o")
+    ModelPrice.objects.create(model="gpt-4o", input_per_mtok=Decimal("1"), output_per_mtok=Decimal("1"))
+    err = StringIO()
+    out = StringIO()
+    call_command("ag2_logging_reprice", "--model", "gpt-4o", "--since", "2000-01-01", stdout=out, stderr=err)
+    assert "Examined 1 calls; changed 1 in 1 sessions." in out.getvalue()
+    assert "gpt-4o:" in out.getvalue()
+    assert "repricing [" in err.getvalue() and "1/1 (100%)" in err.getvalue()
+    assert LLMCall.objects.get(model="gpt-4o-mini").price_status == "priced"
+    assert call_command_json("ag2_logging_reprice", "--enterprise", "nobody")["examined"] == 0
+
+
+def test_reprice_rejects_bad_input() -> None:
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="--since takes a date"):
+        call_command("ag2_logging_reprice", "--since", "last tuesday")
+    with pytest.raises(CommandError, match="--batch-size"):
+        call_command("ag2_logging_reprice", "--batch-size", "0")
+
+
+def call_command_json(*args: str) -> dict[str, Any]:
+    out = StringIO()
+    call_command(*args, "--json", stdout=out, stderr=StringIO())
+    return json.loads(out.getvalue())
