@@ -63,6 +63,18 @@ DEFAULTS: dict[str, Any] = {
     "CHAT_HEADER": "X-Chat-ID",
     # Regexes of request paths the middleware opens a session for (besides opted-in views).
     "MIDDLEWARE_PATHS": [],
+    # Runtime log rotation: size in bytes before rotating (0 = never), and rotated files kept.
+    "LOG_MAX_BYTES": 10 * 1024 * 1024,
+    "LOG_BACKUP_COUNT": 5,
+    # Days to keep raw rows (LLMCall, AgentEvent, ToolCall, finished Sessions); None = forever.
+    "RETENTION_DAYS": None,
+    # Days to keep journal files of ingested sessions; None = forever.
+    "JOURNAL_RETENTION_DAYS": None,
+    # A STORAGES alias journals are archived to before deletion (None = delete them).
+    "JOURNAL_ARCHIVE_STORAGE": None,
+    # Seconds between heartbeats of a running session, and without one before recovery takes it.
+    "HEARTBEAT_SECONDS": 30,
+    "RECOVERY_AFTER_SECONDS": 300,
 }
 
 _VALID_FSYNC = frozenset({"session_end", "event", "never"})
@@ -103,6 +115,13 @@ class Resolved:
     enterprise_header: str
     chat_header: str
     middleware_paths: tuple[re.Pattern[str], ...]
+    log_max_bytes: int
+    log_backup_count: int
+    retention_days: int | None
+    journal_retention_days: int | None
+    journal_archive_storage: str | None
+    heartbeat_seconds: float
+    recovery_after_seconds: float
     # Diagnostics for checks.py: (id, message, hint) tuples.
     errors: tuple[tuple[str, str, str], ...] = ()
     warnings: tuple[tuple[str, str, str], ...] = ()
@@ -284,6 +303,21 @@ def _resolve() -> Resolved:
             except re.error as exc:
                 bad("MIDDLEWARE_PATHS", pattern, f"a valid regular expression ({exc})")
 
+    def number(key: str, *, allow_none: bool = False, minimum: float = 0) -> Any:
+        value = user.get(key, DEFAULTS[key])
+        if value is None and allow_none:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+            expected = f"a number >= {minimum}" + (" or None" if allow_none else "")
+            bad(key, value, expected)
+            return DEFAULTS[key]
+        return value
+
+    archive = user.get("JOURNAL_ARCHIVE_STORAGE", DEFAULTS["JOURNAL_ARCHIVE_STORAGE"])
+    if archive is not None and not (isinstance(archive, str) and archive):
+        bad("JOURNAL_ARCHIVE_STORAGE", archive, "a STORAGES alias or None")
+        archive = None
+
     return Resolved(
         enabled=enabled,
         log_file=log_file,
@@ -298,6 +332,13 @@ def _resolve() -> Resolved:
         enterprise_header=headers["ENTERPRISE_HEADER"],
         chat_header=headers["CHAT_HEADER"],
         middleware_paths=tuple(paths),
+        log_max_bytes=int(number("LOG_MAX_BYTES")),
+        log_backup_count=int(number("LOG_BACKUP_COUNT")),
+        retention_days=number("RETENTION_DAYS", allow_none=True, minimum=1),
+        journal_retention_days=number("JOURNAL_RETENTION_DAYS", allow_none=True, minimum=1),
+        journal_archive_storage=archive,
+        heartbeat_seconds=float(number("HEARTBEAT_SECONDS", minimum=1)),
+        recovery_after_seconds=float(number("RECOVERY_AFTER_SECONDS", minimum=1)),
         errors=tuple(errors),
         warnings=tuple(warnings),
         unknown_keys=unknown,

@@ -20,7 +20,7 @@ from contextvars import Token
 from types import TracebackType
 from typing import Any
 
-from ag2_logging import price_overrides, signals
+from ag2_logging import price_overrides, runtime_log, signals
 from ag2_logging.conf import conf
 from ag2_logging.context import bindings, current_session
 from ag2_logging.recorder import SessionRecorder, UnattributedRecorder
@@ -34,8 +34,6 @@ DB_WAIT_SECONDS = 30.0
 
 _executor_lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
-_runtime_log_lock = threading.Lock()
-_runtime_log_failed = False
 _unattributed: UnattributedRecorder | None = None
 _unattributed_lock = threading.Lock()
 
@@ -191,25 +189,6 @@ def enqueue_ingest(session_id: uuid.UUID | str) -> bool:
     return enqueue(tasks.ingest_session, session_id)
 
 
-# -- runtime log -----------------------------------------------------------------------------
-
-
-def write_runtime_log(*lines: str) -> None:
-    """Append lines to the process-wide runtime log (``LOG_FILE``); failures are logged once."""
-    global _runtime_log_failed
-    path = conf.resolved.log_file
-    text = "".join(line + "\n" for line in lines)
-    try:
-        with _runtime_log_lock:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "a", encoding="utf-8") as fh:
-                fh.write(text)
-    except OSError:
-        if not _runtime_log_failed:
-            _runtime_log_failed = True
-            logger.exception("ag2_logging cannot write the runtime log %s", path)
-
-
 def _json(obj: Any) -> str:
     return dumps(obj).decode()
 
@@ -248,7 +227,7 @@ def open_session(
     if price_overrides.is_stale():
         # Loaded on the database thread, before this session's row, so its calls see them.
         submit_db(price_overrides.refresh_if_stale)
-    write_runtime_log(
+    runtime_log.write(
         f"Started new session with Session ID: {recorder.session_id}",
         "# AG2 SESSION START: " + _json({"event_type": "session_start", "session_info": header}),
     )
@@ -285,7 +264,7 @@ def close_session(
         "ended_at": recorder.ended_at.isoformat() if recorder.ended_at else None,
         "totals": totals,
     }
-    write_runtime_log(
+    runtime_log.write(
         "# AG2 SESSION END: "
         + _json(
             {
