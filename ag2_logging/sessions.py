@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import threading
+import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import Token
@@ -52,11 +53,39 @@ def _db_executor() -> ThreadPoolExecutor:
     return executor
 
 
+#: Running sessions of this process, for heartbeats.
+_live: dict[Any, SessionRecorder] = {}
+_heartbeat: threading.Thread | None = None
+_heartbeat_lock = threading.Lock()
+
+
 def _after_fork_in_child() -> None:
     # Threads do not survive fork (Celery prefork, gunicorn): start afresh in the child.
-    global _executor, _unattributed
+    global _executor, _unattributed, _heartbeat
     _executor = None
     _unattributed = None
+    _heartbeat = None
+    _live.clear()
+
+
+def _heartbeat_loop() -> None:
+    from ag2_logging.recovery import beat
+
+    while True:
+        time.sleep(conf.resolved.heartbeat_seconds)
+        ids = list(_live)
+        if ids:
+            submit_db(beat, ids)
+
+
+def _ensure_heartbeat() -> None:
+    global _heartbeat
+    if _heartbeat is not None and _heartbeat.is_alive():
+        return
+    with _heartbeat_lock:
+        if _heartbeat is None or not _heartbeat.is_alive():
+            _heartbeat = threading.Thread(target=_heartbeat_loop, name="ag2_logging-heartbeat", daemon=True)
+            _heartbeat.start()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -116,6 +145,7 @@ def _persist_start(header: dict[str, Any]) -> None:
             "enterprise_id": header["enterprise_id"],
             "parent_id": uuid.UUID(header["parent_id"]) if header["parent_id"] else None,
             "started_at": header["started_at"],
+            "last_heartbeat_at": header["started_at"],
             "host": header["host"],
             "pid": header["pid"],
             "journal_path": header["journal_path"],
@@ -231,6 +261,8 @@ def open_session(
         f"Started new session with Session ID: {recorder.session_id}",
         "# AG2 SESSION START: " + _json({"event_type": "session_start", "session_info": header}),
     )
+    _live[recorder.session_id] = recorder
+    _ensure_heartbeat()
     future = submit_db(_persist_start, header)
     if wait:
         _wait(future)
@@ -255,6 +287,7 @@ def close_session(
         done.set_result(None)
         return done
     recorder.finish(status, redact_text(error)[:10_000])
+    _live.pop(recorder.session_id, None)
     bindings.release(recorder)
     header = recorder.header()
     totals = recorder.totals.as_dict()

@@ -77,3 +77,11 @@ def reprice(
         dry_run=dry_run,
     )
     return result.as_dict()
+
+
+@shared_task(name="ag2_logging.recover_sessions", autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5)
+def recover_sessions() -> dict[str, Any]:
+    """Periodic: ingest what crashes and outages left behind (see ``manage.py ag2_logging_recover``)."""
+    from ag2_logging.recovery import recover_sessions as recover
+
+    return recover().as_dict()

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,86 +13,23 @@ from typing import Any
 import autogen
 import pytest
 from celery import Celery
-from django.db import connection
 
 from ag2_logging import ag2_logging_session, flush
-from ag2_logging.models import LLMCall, Session
+from ag2_logging.models import DailyRollup, LLMCall, Session
+from ag2_logging.rollups import rebuild_rollups
 from ag2_logging.testing import FakeLLMServer
 from tests.conftest import llm_config
+from tests.support import BROKER_URL, celery_worker, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-REPO = Path(__file__).resolve().parent.parent
-REDIS_URL = os.environ.get("AG2_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 THREADS, TASKS, CELERY = 16, 16, 32
 
 
-def database_url() -> str:
-    settings = connection.settings_dict
-    if settings["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{settings['NAME']}"
-    user = settings.get("USER") or "postgres"
-    host = settings.get("HOST") or "127.0.0.1"
-    port = settings.get("PORT") or 5432
-    return f"postgres://{user}@{host}:{port}/{settings['NAME']}"
-
-
 @pytest.fixture
-def celery_worker(tmp_path: Path) -> Iterator[str]:
-    """A real prefork worker on Redis, on a queue of its own, against this test database."""
-    queue = f"ag2-stress-{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "PYTHONPATH": str(REPO),
-        "DATABASE_URL": database_url(),
-        "CELERY_BROKER_URL": REDIS_URL,
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-        "AG2_TEST_CELERY_QUEUE": queue,
-        "AG2_TEST_RUN_DIR": str(tmp_path / "worker"),
-    }
-    log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "tests.celery_app",
-            "worker",
-            "--pool=prefork",
-            "--concurrency=4",
-            "-Q",
-            queue,
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-l",
-            "WARNING",
-        ],
-        env=env,
-        cwd=REPO,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
+def worker_queue(tmp_path: Path) -> Iterator[str]:
+    with celery_worker(tmp_path) as (queue, _log):
         yield queue
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
-        Celery(broker=REDIS_URL, set_as_current=False).connection_for_write().default_channel.client.delete(
-            queue
-        )
-        if proc.returncode not in (0, -signal.SIGTERM, -signal.SIGKILL):
-            pytest.fail(
-                f"worker exited with {proc.returncode}: {(tmp_path / 'worker.log').read_text()[-3000:]}"
-            )
 
 
 def chat(server: FakeLLMServer, marker: str, turns: int) -> None:
@@ -115,9 +48,9 @@ async def achat(server: FakeLLMServer, marker: str, turns: int) -> None:
     await user.a_initiate_chat(assistant, message=f"task [[marker:{marker}]]", max_turns=turns, silent=True)
 
 
-def test_64_concurrent_sessions_never_mix(llm: FakeLLMServer, celery_worker: str) -> None:
+def test_64_concurrent_sessions_never_mix(llm: FakeLLMServer, worker_queue: str) -> None:
     expected: dict[str, tuple[str, int]] = {}  # chat id -> (marker, calls)
-    sender = Celery(broker=REDIS_URL, set_as_current=False)
+    sender = Celery(broker=BROKER_URL, set_as_current=False)
     for n in range(CELERY):
         marker, turns = f"celery{n}", 1 + n % 3
         expected[f"celery-{n}"] = (marker, turns)
@@ -130,7 +63,7 @@ def test_64_concurrent_sessions_never_mix(llm: FakeLLMServer, celery_worker: str
                 "chat_id": f"celery-{n}",
                 "turns": turns,
             },
-            queue=celery_worker,
+            queue=worker_queue,
         )
 
     errors: list[BaseException] = []
@@ -190,3 +123,19 @@ def test_64_concurrent_sessions_never_mix(llm: FakeLLMServer, celery_worker: str
     assert LLMCall.objects.count() == sum(turns for _, turns in expected.values())
     worker_sessions = [s for c, s in sessions.items() if c.startswith("celery-")]
     assert {s.pid for s in worker_sessions}.isdisjoint({os.getpid()})
+
+    # 64 sessions ended at once: the incrementally kept rollups equal a rebuild, cent for cent.
+    wait_for(lambda: Session.objects.filter(summarized_at__isnull=True).count() == 0, what="rollups")
+    incremental = rollup_table()
+    assert sum(row[3] for row in incremental) == LLMCall.objects.count()
+    rebuild_rollups()
+    assert rollup_table() == incremental
+
+
+def rollup_table() -> list[tuple[Any, ...]]:
+    return sorted(
+        DailyRollup.objects.values_list(
+            "day", "enterprise_id", "workflow_name", "call_count", "prompt_tokens", "completion_tokens",
+            "cached_tokens", "reasoning_tokens", "total_tokens", "cost", "model", "agent_name", "provider",
+        )
+    )  # fmt: skip

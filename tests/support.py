@@ -1,0 +1,103 @@
+"""Helpers for tests that run other processes: child Django processes and real Celery workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection
+from kombu import Connection
+
+REPO = Path(__file__).resolve().parent.parent
+BROKER_URL = os.environ.get("AG2_TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
+
+
+def database_url() -> str:
+    """A URL for the database this test uses (the test database), for child processes."""
+    settings = connection.settings_dict
+    if settings["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{settings['NAME']}"
+    user = settings.get("USER") or "postgres"
+    host = settings.get("HOST") or "127.0.0.1"
+    port = settings.get("PORT") or 5432
+    return f"postgres://{user}@{host}:{port}/{settings['NAME']}"
+
+
+def child_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "PYTHONPATH": str(REPO),
+        "DATABASE_URL": database_url(),
+        "AG2_TEST_RUN_DIR": str(tmp_path / f"child-{uuid.uuid4().hex[:6]}"),
+        **extra,
+    }
+
+
+def run_child(script: str, env: dict[str, str], *, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO
+    )
+
+
+@contextmanager
+def celery_worker(
+    tmp_path: Path, *, concurrency: int = 4, loglevel: str = "WARNING"
+) -> Iterator[tuple[str, Path]]:
+    """A real prefork worker on ``BROKER_URL``, on a queue of its own, against this test database.
+
+    Yields the queue name and the worker's log file. The worker's sessions enqueue their own
+    ingest on the same queue (``AG2_TEST_CELERY_QUEUE``)."""
+    queue = f"ag2-test-{uuid.uuid4().hex[:8]}"
+    env = child_env(
+        tmp_path,
+        CELERY_BROKER_URL=BROKER_URL,
+        CELERY_TASK_ALWAYS_EAGER="false",
+        AG2_TEST_CELERY_QUEUE=queue,
+    )
+    log_path = tmp_path / f"worker-{queue}.log"
+    log = open(log_path, "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker", "--pool=prefork",
+         f"--concurrency={concurrency}", "-Q", queue, "--without-gossip", "--without-mingle",
+         "--without-heartbeat", "-l", loglevel],
+        env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        yield queue, log_path
+    finally:
+        stop_worker(proc)
+        log.close()
+        with Connection(BROKER_URL) as conn:
+            conn.default_channel.queue_delete(queue)
+        if proc.returncode not in (0, -signal.SIGTERM, -signal.SIGKILL):
+            pytest.fail(f"worker exited with {proc.returncode}: {log_path.read_text()[-3000:]}")
+
+
+def stop_worker(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM) -> None:
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, sig)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def wait_for(predicate: Any, *, timeout: float = 120, interval: float = 0.2, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}")
