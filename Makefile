@@ -10,7 +10,7 @@ DEMO_PORT ?= 8000
 DEMO_LLM_PORT ?= 8800
 PYTEST_ARGS ?=
 
-.PHONY: help venv demo test lint typecheck test-sqlite test-postgres services bench clean
+.PHONY: help venv demo test lint typecheck test-sqlite test-postgres test-rabbitmq services bench clean
 
 help:
 	@echo "make demo   - virtualenv, SQLite, fake LLM server, real AG2 workflows, admin on http://127.0.0.1:$(DEMO_PORT)/admin/ (demo/demo)"
@@ -49,7 +49,7 @@ demo: $(STAMP)
 # ---------------------------------------------------------------------------------------------------
 # Tests: lint and types, then the whole suite on SQLite and again on PostgreSQL.
 services:
-	@scripts/services.sh postgres redis
+	@scripts/services.sh postgres redis rabbitmq
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -64,7 +64,12 @@ test-sqlite: $(STAMP)
 test-postgres: $(STAMP) services
 	DATABASE_URL=$(PG_URL) $(PY) -m pytest -q $(PYTEST_ARGS)
 
-test: lint typecheck test-sqlite test-postgres
+# The pipeline (stress and fault) tests once more with RabbitMQ as the broker.
+test-rabbitmq: $(STAMP) services
+	DATABASE_URL=$(PG_URL) AG2_TEST_BROKER_URL=amqp://guest:guest@127.0.0.1:5672// \
+	  $(PY) -m pytest -q $(PYTEST_ARGS) tests/test_stress.py tests/test_faults.py
+
+test: lint typecheck test-sqlite test-postgres test-rabbitmq
 	@echo "make test: all green"
 
 bench: $(STAMP)
