@@ -43,6 +43,18 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id=PREFIX + "E003",
             )
         )
+    archive = resolved.journal_archive_storage
+    if archive is not None:
+        from django.conf import settings
+
+        if archive not in (getattr(settings, "STORAGES", None) or {}):
+            messages.append(
+                Error(
+                    f"AG2_LOGGING['JOURNAL_ARCHIVE_STORAGE'] names the storage {archive!r}, which STORAGES lacks.",
+                    hint="Add it to settings.STORAGES, or set JOURNAL_ARCHIVE_STORAGE to None to delete old journals.",
+                    id=PREFIX + "E006",
+                )
+            )
     if resolved.enabled:
         for label, path in (
             ("LOG_FILE directory", resolved.log_file.parent),

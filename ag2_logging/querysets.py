@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from django.db import models
-from django.db.models import Count, Q, Sum
+from django.db import models, transaction
+from django.db.models import Aggregate, Avg, Count, FloatField, Q, Sum
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 if TYPE_CHECKING:
-    from ag2_logging.models import LLMCall, Session  # noqa: F401
+    from ag2_logging.models import DailyRollup, LLMCall, Session  # noqa: F401
 
 
 TOKEN_FIELDS = ("prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens", "total_tokens")
@@ -31,6 +37,50 @@ class SessionQuerySet(models.QuerySet["Session"]):
     def running(self) -> SessionQuerySet:
         return self.filter(status="running")
 
+    def started_between(self, start: date, end: date) -> SessionQuerySet:
+        """Sessions started on UTC days ``start`` to ``end`` inclusive (a range the indexes serve)."""
+        return self.filter(
+            started_at__gte=day_start(start), started_at__lt=day_start(end + dt.timedelta(days=1))
+        )
+
+    def in_scope(self, enterprise_id: str = "", workflow_name: str = "") -> SessionQuerySet:
+        qs = self
+        if enterprise_id:
+            qs = qs.filter(enterprise_id=enterprise_id)
+        if workflow_name:
+            qs = qs.filter(workflow_name=workflow_name)
+        return qs
+
+    def count_by(self, *fields: str) -> models.QuerySet[Any, Any]:
+        """Number of sessions per value of ``fields``, one grouped query."""
+        grouped: models.QuerySet[Any, Any] = self.values(*fields).annotate(sessions=Count("id")).order_by()
+        return grouped
+
+    def finished(self) -> SessionQuerySet:
+        # Listed rather than excluding "running": served by the (status, started_at) index.
+        return self.filter(status__in=[s for s in self.model.Status.values if s != self.model.Status.RUNNING])
+
+    def ingested(self) -> SessionQuerySet:
+        """Sessions whose journal has reached the database (at least once)."""
+        return self.filter(ingested_at__isnull=False)
+
+    def older_than(self, days: float, *, now: dt.datetime | None = None) -> SessionQuerySet:
+        """Finished sessions that ended more than ``days`` days before ``now`` (one whose end was
+        never recorded counts from its start). A running session is never old: retention of rows
+        and of journals both start from here."""
+        cutoff = (now or timezone.now()) - dt.timedelta(days=days)
+        # started_at < cutoff follows from ended_at < cutoff; it is there for the index.
+        return self.finished().filter(
+            Q(ended_at__lt=cutoff) | Q(ended_at__isnull=True), started_at__lt=cutoff
+        )
+
+    def delete_in_batches(
+        self, batch_size: int = 1_000, *, progress: Callable[[int, int], None] | None = None
+    ) -> BatchDeletion:
+        """Delete these sessions with their calls, events and tool calls, ``batch_size`` sessions
+        per transaction (see ``delete_in_batches()``)."""
+        return delete_in_batches(self, batch_size, progress=progress)
+
 
 class LLMCallQuerySet(models.QuerySet["LLMCall"]):
     def for_session(self, session_id: Any) -> LLMCallQuerySet:
@@ -38,6 +88,55 @@ class LLMCallQuerySet(models.QuerySet["LLMCall"]):
 
     def unattributed(self) -> LLMCallQuerySet:
         return self.filter(session__isnull=True)
+
+    def started_between(self, start: date, end: date) -> LLMCallQuerySet:
+        """Calls started on UTC days ``start`` to ``end`` inclusive (served by the started_at index)."""
+        return self.filter(
+            started_at__gte=day_start(start), started_at__lt=day_start(end + dt.timedelta(days=1))
+        )
+
+    def in_scope(self, enterprise_id: str = "", workflow_name: str = "") -> LLMCallQuerySet:
+        qs = self
+        if enterprise_id:
+            qs = qs.filter(session__enterprise_id=enterprise_id)
+        if workflow_name:
+            qs = qs.filter(session__workflow_name=workflow_name)
+        return qs
+
+    def model_latency(
+        self, *, percentile_in_sql: bool, bounds_ms: tuple[float, ...] = ()
+    ) -> models.QuerySet[Any, Any]:
+        """Per (model, provider), one grouped query: calls, sessions that used it, mean latency,
+        p95 latency (by the database when ``percentile_in_sql``: PostgreSQL's
+        ``percentile_cont``) and, for ``bounds_ms``, the calls per latency bucket ``bucket_<i>``
+        (bucket i holds ``bounds_ms[i-1] <= latency < bounds_ms[i]``, the last one the rest)."""
+        aggregates: dict[str, Any] = {
+            "call_count": Count("id"),
+            "session_count": Count("session", distinct=True),
+            "mean_latency_ms": Avg("latency_ms"),
+        }
+        if percentile_in_sql:
+            aggregates["p95_latency_ms"] = PercentileCont(0.95, "latency_ms")
+        edges = [None, *bounds_ms, None] if bounds_ms else []
+        for i, (low, high) in enumerate(itertools.pairwise(edges)):
+            condition = Q(latency_ms__isnull=False)
+            if low is not None:
+                condition &= Q(latency_ms__gte=low)
+            if high is not None:
+                condition &= Q(latency_ms__lt=high)
+            aggregates[f"bucket_{i}"] = Count("id", filter=condition)
+        grouped: models.QuerySet[Any, Any] = (
+            self.values("model", "provider").annotate(**aggregates).order_by()
+        )
+        return grouped
+
+    def latencies_by_model(self) -> models.QuerySet[Any, Any]:
+        """(model, provider, latency_ms) sorted, for a percentile computed outside the database."""
+        return (
+            self.filter(latency_ms__isnull=False)
+            .order_by("model", "provider", "latency_ms")
+            .values_list("model", "provider", "latency_ms")
+        )
 
     def totals(self) -> dict[str, Any]:
         """Calls, errors, unpriced calls, the token kinds and cost, in one query."""
@@ -48,3 +147,137 @@ class LLMCallQuerySet(models.QuerySet["LLMCall"]):
         aggregates["retry_count"] = Coalesce(Sum("retries"), 0)
         aggregates["total_cost"] = Sum("cost")
         return self.aggregate(**aggregates)
+
+    def older_than(self, days: float, *, now: dt.datetime | None = None) -> LLMCallQuerySet:
+        """Calls that ended (or, without an end, started) more than ``days`` days before ``now``."""
+        cutoff = (now or timezone.now()) - dt.timedelta(days=days)
+        return self.filter(Q(ended_at__lt=cutoff) | Q(ended_at__isnull=True, started_at__lt=cutoff))
+
+    def delete_in_batches(
+        self, batch_size: int = 1_000, *, progress: Callable[[int, int], None] | None = None
+    ) -> BatchDeletion:
+        """Delete these calls, ``batch_size`` per transaction (see ``delete_in_batches()``)."""
+        return delete_in_batches(self, batch_size, progress=progress)
+
+
+#: Summed columns of ``DailyRollup``.
+ROLLUP_SUMS = (
+    "call_count",
+    "error_count",
+    "retry_count",
+    "unpriced_calls",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "total_tokens",
+    "cost",
+    "latency_ms_sum",
+)
+
+
+class DailyRollupQuerySet(models.QuerySet["DailyRollup"]):
+    def for_days(self, start: date, end: date) -> DailyRollupQuerySet:
+        return self.filter(day__gte=start, day__lte=end)
+
+    def in_scope(self, enterprise_id: str = "", workflow_name: str = "") -> DailyRollupQuerySet:
+        qs = self
+        if enterprise_id:
+            qs = qs.filter(enterprise_id=enterprise_id)
+        if workflow_name:
+            qs = qs.filter(workflow_name=workflow_name)
+        return qs
+
+    def grouped(self, *fields: str) -> models.QuerySet[Any, Any]:
+        """The summed columns per value of ``fields``, one grouped query; ``priced_tokens`` are
+        the tokens of rollups without unpriced calls (for costs per token)."""
+        # Before "total_tokens" is annotated: it would shadow the column.
+        sums: dict[str, Any] = {"priced_tokens": Sum("total_tokens", filter=Q(unpriced_calls=0))}
+        sums.update({name: Sum(name) for name in ROLLUP_SUMS})
+        grouped: models.QuerySet[Any, Any] = self.values(*fields).annotate(**sums).order_by()
+        return grouped
+
+    def totals(self) -> dict[str, Any]:
+        """The summed columns over the whole queryset, one query."""
+        return self.aggregate(**{name: Sum(name) for name in ROLLUP_SUMS})
+
+    def scopes(self) -> models.QuerySet[Any, Any]:
+        """The distinct (enterprise, workflow) pairs: the choices of the reports' filters."""
+        return (
+            self.values_list("enterprise_id", "workflow_name")
+            .distinct()
+            .order_by("enterprise_id", "workflow_name")
+        )
+
+
+def day_start(day: date) -> dt.datetime:
+    """Midnight UTC starting ``day`` (days in reports and rollups are UTC days)."""
+    return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
+
+
+class PercentileCont(Aggregate):
+    """``percentile_cont(fraction) WITHIN GROUP (ORDER BY expression)`` (PostgreSQL)."""
+
+    function = "PERCENTILE_CONT"
+    name = "PercentileCont"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+    def __init__(self, fraction: float, expression: Any, **extra: Any) -> None:
+        if not 0 <= fraction <= 1:
+            raise ValueError("fraction must be between 0 and 1")
+        super().__init__(expression, fraction=repr(float(fraction)), **extra)
+
+
+@dataclass
+class BatchDeletion:
+    """What ``delete_in_batches`` deleted: rows per model label (cascades included), batches run."""
+
+    batches: int = 0
+    deleted: Counter[str] = field(default_factory=Counter)
+
+
+def delete_in_batches(
+    queryset: models.QuerySet[Any, Any],
+    batch_size: int = 1_000,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> BatchDeletion:
+    """Delete the rows of ``queryset`` (and what cascades from them), ``batch_size`` rows per
+    transaction, so a large purge never holds locks or a transaction open for long and a failure
+    loses only the batch it happened in. The queryset is evaluated again for each batch: rows that
+    stopped matching are left alone. Rows another purge has locked are skipped (PostgreSQL).
+    ``progress(done, total)`` is called after each batch. Inside an outer ``atomic`` block the
+    batches are savepoints of that transaction."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    model = queryset.model
+    label = model._meta.label
+    db = queryset.db
+    result = BatchDeletion()
+    total = queryset.count() if progress is not None else 0
+    if progress is not None:
+        if not total:
+            return result  # nothing to delete, and no empty progress bar to show
+        progress(0, total)
+    done = 0
+    while True:
+        with transaction.atomic(using=db):
+            pks = list(
+                queryset.order_by()
+                .select_for_update(skip_locked=True)
+                .values_list("pk", flat=True)[:batch_size]
+            )
+            if not pks:
+                break
+            _, counts = model._base_manager.using(db).filter(pk__in=pks).delete()
+        result.batches += 1
+        result.deleted.update(counts)
+        done += counts.get(label, 0)
+        if progress is not None:
+            progress(done, max(total, done))
+        if not counts.get(label):
+            break  # deleted concurrently by someone else: stop rather than spin
+        if len(pks) < batch_size:
+            break  # that was the rest (rows that match from now on wait for the next run)
+    return result

@@ -79,6 +79,17 @@ def _writer_gone(
     return last_seen is None or last_seen < stale_before
 
 
+def _past_retention(day_dir: str, rows_cutoff: dt.datetime | None) -> bool:
+    """True when every session a date directory can hold started before the row cutoff."""
+    if rows_cutoff is None:
+        return False
+    try:
+        day = dt.date.fromisoformat(day_dir)
+    except ValueError:
+        return False
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC) <= rows_cutoff
+
+
 def _journal_header(path: Path) -> dict[str, Any] | None:
     for line in read_journal(path):
         if line.event is not None and line.event.get("type") == "session_start":
@@ -107,16 +118,22 @@ def recover_sessions(*, stale_after: float | None = None, now: dt.datetime | Non
     for session in Session.objects.exclude(status=Session.Status.RUNNING).filter(ingested_at__isnull=True):
         _recover_one(session, result, interrupted=False)
 
-    # 3. journals without a row, 4. unattributed journals
+    # 3. journals without a row, 4. unattributed journals. A journal whose rows are past
+    # RETENTION_DAYS was pruned on purpose: ingesting it again would resurrect the session and
+    # count it twice in the rollups.
     journal_dir = settings.journal_dir
+    rows_cutoff = now - dt.timedelta(days=settings.retention_days) if settings.retention_days else None
     if journal_dir.exists():
         known = {str(i) for i in Session.objects.values_list("id", flat=True)}
         for path in sorted(journal_dir.glob("*/*.jsonl")):
             if path.parent.name == "unattributed":
+                mtime = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+                if rows_cutoff is not None and mtime < rows_cutoff:
+                    continue
                 _ingest_file(path, result, unfinished=None, orphan=False)
                 result.unattributed_files += 1
                 continue
-            if path.stem in known:
+            if path.stem in known or _past_retention(path.parent.name, rows_cutoff):
                 continue
             header = _journal_header(path)
             if header is None:

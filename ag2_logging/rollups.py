@@ -99,11 +99,27 @@ def summarize_session(session_id: uuid.UUID | str) -> bool:
     return True
 
 
-def rebuild_rollups(*, batch_size: int = 1_000) -> int:
-    """Recompute every rollup from the raw rows of finished sessions; returns the rows written."""
+def rebuild_rollups(*, batch_size: int = 1_000, since: dt.date | None = None) -> int:
+    """Recompute the rollups from the raw rows of finished sessions; returns the rows written.
+
+    With ``RETENTION_DAYS`` set, days before the raw-row cutoff are kept as they are (their rows
+    may be pruned already: the rollups are all that is left of them) and only later days are
+    recomputed; ``since`` sets that first day explicitly.
+    """
+    from ag2_logging.conf import conf
+
+    if since is None and conf.resolved.retention_days:
+        since = (dt.datetime.now(dt.UTC) - dt.timedelta(days=conf.resolved.retention_days)).date()
     finished = Session.objects.exclude(status=Session.Status.RUNNING)
+    calls = LLMCall.objects.filter(session__in=finished)
+    existing = DailyRollup.objects.all()
+    if since is not None:
+        calls = calls.annotate(_day=TruncDate(Coalesce("ended_at", "started_at"), tzinfo=dt.UTC)).filter(
+            _day__gte=since
+        )
+        existing = existing.filter(day__gte=since)
     with transaction.atomic():
-        DailyRollup.objects.all().delete()
+        existing.delete()
         rows = [
             DailyRollup(
                 day=row["day"],
@@ -114,7 +130,7 @@ def rebuild_rollups(*, batch_size: int = 1_000) -> int:
                 provider=row["provider"],
                 **_numbers(row),
             )
-            for row in _grouped(LLMCall.objects.filter(session__in=finished), with_session_fields=True)
+            for row in _grouped(calls, with_session_fields=True)
         ]
         DailyRollup.objects.bulk_create(rows, batch_size=batch_size)
         finished.update(summarized_at=dt.datetime.now(dt.UTC))

@@ -85,3 +85,36 @@ def recover_sessions() -> dict[str, Any]:
     from ag2_logging.recovery import recover_sessions as recover
 
     return recover().as_dict()
+
+
+@shared_task(
+    name="ag2_logging.apply_retention",
+    autoretry_for=TRANSIENT,
+    retry_backoff=True,
+    max_retries=5,
+    acks_late=True,
+)
+def apply_retention(dry_run: bool = False, batch_size: int = 1000) -> dict[str, Any]:
+    """Apply RETENTION_DAYS and JOURNAL_RETENTION_DAYS (see ``manage.py ag2_logging_prune``)."""
+    from ag2_logging import retention
+
+    return retention.apply_retention(dry_run=dry_run, batch_size=batch_size).as_dict()
+
+
+@shared_task(
+    name="ag2_logging.sanitize_log",
+    autoretry_for=TRANSIENT,
+    retry_backoff=True,
+    retry_backoff_max=300,
+    max_retries=10,
+    acks_late=True,
+)
+def sanitize_log(session_id: str) -> dict[str, Any] | None:
+    """Second, thorough redaction pass over one session's journal, runtime-log lines and rows.
+
+    Idempotent; returns what it removed (counts by kind, never values).
+    """
+    from ag2_logging import sanitize
+
+    result = sanitize.sanitize_session(session_id)
+    return None if result is None else result.as_dict()

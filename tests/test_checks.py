@@ -130,6 +130,18 @@ def test_E005_bad_values(env: pytest.MonkeyPatch, settings: Any, key: str, value
     assert key in messages[0].msg
 
 
+def test_E006_archive_storage_missing(env: pytest.MonkeyPatch, settings: Any) -> None:
+    settings.AG2_LOGGING = {"JOURNAL_ARCHIVE_STORAGE": "journal-archive"}
+    messages = check_settings()
+    assert ids(messages) == ["ag2_logging.E006"]
+    assert "journal-archive" in messages[0].msg
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "journal-archive": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    }
+    assert check_settings() == []
+
+
 def test_W001_legacy_switch(env: pytest.MonkeyPatch) -> None:
     env.setenv("AUTOGEN_RUNTIME_LOGGING", "file")
     messages = check_settings()
@@ -222,7 +234,7 @@ def test_manage_py_check_fails_with_the_documented_id(tmp_path: Path) -> None:
 def test_every_check_id_is_tested_and_documented() -> None:
     source = (REPO / "ag2_logging" / "checks.py").read_text() + (REPO / "ag2_logging" / "conf.py").read_text()
     used = set(re.findall(r'"([EW]\d{3})"', source))
-    assert used == {"E001", "E002", "E003", "E004", "E005", "W001", "W002", "W003", "W004", "W005"}
+    assert used == {"E001", "E002", "E003", "E004", "E005", "E006", "W001", "W002", "W003", "W004", "W005"}
     tests = Path(__file__).read_text()
     readme = (REPO / "README.md").read_text()
     for check_id in used:
