@@ -56,11 +56,15 @@ class JournalWriter:
         self.last_error = f"{errno.errorcode.get(exc.errno or 0, 'OSError')}: {exc.strerror or exc}"
 
     def write(self, line: bytes) -> bool:
+        """Append ``line`` (without its newline) as one line."""
+        return self.write_line(line + b"\n")
+
+    def write_line(self, data: bytes) -> bool:
+        """Append ``data``, one line that already ends with a newline, in one ``write(2)``."""
         fd = self._fd
         if fd is None:
             self.failures += 1
             return False
-        data = line + b"\n"
         try:
             written = os.write(fd, data)
             while written < len(data):  # short writes are rare on regular files, but legal

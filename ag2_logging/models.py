@@ -14,7 +14,7 @@ from decimal import Decimal
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from ag2_logging.querysets import LLMCallQuerySet, SessionQuerySet
+from ag2_logging.querysets import DailyRollupQuerySet, LLMCallQuerySet, SessionQuerySet
 
 #: Money: up to 10^10 with 10 decimal places (per-token prices reach 1e-9 dollars).
 MONEY_DIGITS = 20
@@ -80,6 +80,7 @@ class Session(models.Model):
             models.Index(fields=["enterprise_id", "started_at"], name="ag2log_sess_ent_started"),
             models.Index(fields=["workflow_name", "started_at"], name="ag2log_sess_wf_started"),
             models.Index(fields=["status", "started_at"], name="ag2log_sess_status_started"),
+            models.Index(fields=["started_at"], name="ag2log_sess_started"),
         ]
 
     def __str__(self) -> str:
@@ -265,6 +266,8 @@ class DailyRollup(models.Model):
     total_tokens = models.BigIntegerField(default=0)
     cost = models.DecimalField(default=Decimal(0), max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES)
     latency_ms_sum = models.FloatField(default=0)
+
+    objects = DailyRollupQuerySet.as_manager()
 
     class Meta:
         ordering = ["-day"]

@@ -514,6 +514,15 @@ def session_totals() -> dict[str, Any] | None:
     return totals
 
 
+def live_session(session_id: uuid.UUID | str) -> SessionRecorder | None:
+    """The recorder of a session running in this process, by id (None when not running here)."""
+    try:
+        key = session_id if isinstance(session_id, uuid.UUID) else uuid.UUID(str(session_id))
+    except ValueError:
+        return None
+    return _live.get(key)
+
+
 def is_enabled() -> bool:
     """Whether AG2 logging is on (``AG2_LOGGING["ENABLED"]`` / ``AG2_RUNTIME_LOGGING``)."""
     return conf.enabled
@@ -532,6 +541,7 @@ __all__ = [
     "flush",
     "get_ag2_runtime_logger",
     "is_enabled",
+    "live_session",
     "open_session",
     "session_totals",
 ]

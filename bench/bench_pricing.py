@@ -26,13 +26,13 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     usage = pricing.NormalizedUsage(
         prompt_tokens=1200, completion_tokens=300, cached_tokens=400, reasoning_tokens=100
     )
+    reference_usage = genai_prices.Usage(
+        input_tokens=1200, cache_read_tokens=400, output_tokens=300, output_reasoning_tokens=100
+    )
     rows = []
     for provider, model in MODELS:
         first = pricing.price_call(provider, model, usage, at=at)  # the first look-up, not timed
         assert first.cost is not None and first.cost > Decimal(0), (provider, model)
-        reference_usage = genai_prices.Usage(
-            input_tokens=1200, cache_read_tokens=400, output_tokens=300, output_reasoning_tokens=100
-        )
 
         def ours(n: int, provider: str = provider, model: str = model) -> None:
             for _ in range(n):

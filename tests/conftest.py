@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -11,9 +12,43 @@ import tests.celery_app  # noqa: F401 - binds shared tasks to the test Celery ap
 from ag2_logging import sessions
 from ag2_logging.conf import conf
 from ag2_logging.context import bindings, current_session
+from ag2_logging.integrations import ag2_available, classic_available
 from ag2_logging.testing import FakeLLMServer
 
 TEST_API_KEY = "sk-test-Zq8c1x9VbN3mK2pL7wR4tY6uI0oPaSdF"
+
+# The two AG2 generations cannot share a virtualenv (their openai majors conflict), so `make test`
+# runs the suite once per generation: `.venv` (classic `autogen`) and `.venv-ag2` (`ag2` 1.x,
+# `make test-ag2`). A module that imports a generation at its top (or imports tests.test_classic)
+# is collected only where that generation is installed; tests/ag2/ holds the ag2 1.x tests; every
+# other module is the shared suite and runs in both. The header of each run names what it leaves
+# out, and tests/test_generations.py checks the split.
+TESTS_DIR = Path(__file__).resolve().parent
+_CLASSIC_IMPORT = re.compile(r"^(?:import autogen\b|from autogen\b|from tests\.test_classic import)", re.M)
+_AG2_IMPORT = re.compile(r"^(?:import ag2\b|from ag2\b)(?!_)", re.M)
+
+
+def _modules_importing(pattern: re.Pattern[str]) -> list[str]:
+    return sorted(
+        p.name for p in TESTS_DIR.glob("test_*.py") if pattern.search(p.read_text(encoding="utf-8"))
+    )
+
+
+CLASSIC_ONLY = _modules_importing(_CLASSIC_IMPORT)
+AG2_ONLY = ["ag2", *_modules_importing(_AG2_IMPORT)]  # the directory (its conftest imports ag2)
+collect_ignore_glob = [
+    *(CLASSIC_ONLY if not classic_available() else []),
+    *(AG2_ONLY if not ag2_available() else []),
+]
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    installed = [name for name, ok in (("classic", classic_available()), ("ag2", ag2_available())) if ok]
+    left_out = ", ".join(collect_ignore_glob) or "nothing"
+    terminalreporter.write_line(
+        f"AG2 generations installed: {', '.join(installed) or 'none'}; not collected here: {left_out} "
+        "(the other virtualenv runs them: make test runs both)"
+    )
 
 
 @pytest.fixture(scope="session")

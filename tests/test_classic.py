@@ -242,3 +242,21 @@ def test_routing_logger_is_installed_once(llm: FakeLLMServer) -> None:
         assert runtime_logging.autogen_logger is first
     assert isinstance(first, classic.RoutingLogger)
     assert classic.is_installed()
+
+
+def test_shared_tool_round_trip_scenario_totals(llm: FakeLLMServer) -> None:
+    """The scenario tests/ag2/ also runs with ag2 1.x agents: both must record the same totals."""
+    from tests import scenarios
+
+    assistant = autogen.AssistantAgent("assistant", llm_config=llm_config(llm, scenarios.MODEL))
+    user = autogen.UserProxyAgent(
+        "user", human_input_mode="NEVER", code_execution_config=False, max_consecutive_auto_reply=2
+    )
+    autogen.register_function(scenarios.add, caller=assistant, executor=user, description="Add two integers.")
+    with ag2_logging_session("chat-shared", "scenario", "acme"):
+        user.initiate_chat(assistant, message=scenarios.TOOL_ROUND_TRIP_MESSAGE, max_turns=2)
+
+    session = Session.objects.get()
+    assert len(llm.successful()) == 2
+    assert scenarios.session_totals(session) == scenarios.tool_round_trip_totals()
+    assert scenarios.tool_rows(session) == scenarios.TOOL_ROUND_TRIP_TOOL_ROWS

@@ -1,7 +1,8 @@
 """The demo project end to end, as a user runs it: ``manage.py migrate`` then ``manage.py seed_demo``.
 
 Everything runs in subprocesses with ``DJANGO_SETTINGS_MODULE=example_project.settings`` (the test
-suite's own settings stay out of it), real classic AG2 agents and the in-process fake LLM server.
+suite's own settings stay out of it), real AG2 agents (classic `autogen` or `ag2` 1.x, whichever this
+virtualenv has: the suite runs in both) and the in-process fake LLM server.
 The resulting SQLite file is then read with the stdlib ``sqlite3`` module.
 """
 
@@ -218,3 +219,9 @@ def test_manage_py_check_passes(tmp_path: Path) -> None:
     for logging_on in ("true", "false"):
         proc = run([str(MANAGE), "check"], demo_env(tmp_path, AG2_RUNTIME_LOGGING=logging_on))
         assert "System check identified no issues" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_seed_demo_runs_the_generation_this_virtualenv_has(seeded: Seeded) -> None:
+    from ag2_logging.integrations import classic_available
+
+    assert f"AG2 generation: {'classic' if classic_available() else 'ag2'}" in seeded.stdout

@@ -7,14 +7,20 @@ import signal
 import subprocess
 import sys
 import textwrap
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
+from django.db import transaction
 
 from ag2_logging import ag2_logging_session
 from ag2_logging.ingest import ingest_journal
 from ag2_logging.journal import JournalWriter, read_journal
-from ag2_logging.models import LLMCall, Session, ToolCall
+from ag2_logging.models import AgentEvent, LLMCall, Session, ToolCall
 from ag2_logging.testing import FakeLLMServer
 from tests.test_classic import make_agents
 
@@ -126,3 +132,168 @@ def test_a_killed_process_leaves_a_journal_with_every_call(llm: FakeLLMServer, t
     assert sorted(LLMCall.objects.values_list("response_id", flat=True)) == sorted(
         r.response_id for r in served
     )
+
+
+def _journal(path: Path, events: list[dict[str, Any]]) -> Path:
+    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    return path
+
+
+def _call(session_id: str | None, seq: int, **fields: Any) -> dict[str, Any]:
+    return {
+        "type": "llm_call",
+        "id": str(uuid.uuid4()),
+        "seq": seq,
+        "ts": "2026-03-01T10:00:01.250000+00:00",
+        "agent_name": "assistant",
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "prompt_tokens": 10,
+        "completion_tokens": 5,
+        "total_tokens": 15,
+        "cost": "0.0001234567",
+        "price_status": "priced",
+        "started_at": "2026-03-01T10:00:00.125000+00:00",
+        "ended_at": "2026-03-01T10:00:01.250000+00:00",
+        **fields,
+    }
+
+
+def _start(session_id: str, path: Path) -> dict[str, Any]:
+    session = {
+        "session_id": session_id,
+        "chat_id": "c-values",
+        "workflow_name": "wf",
+        "enterprise_id": "acme",
+        "parent_id": None,
+        "started_at": "2026-03-01T10:00:00+00:00",
+        "host": "h",
+        "pid": 1,
+        "journal_path": str(path),
+    }
+    return {"type": "session_start", "id": session_id, "seq": 0, "session": session}
+
+
+TRICKY = 'tab\there, new\nline, cr\r, back\\slash \\N, "quotes", é ✓ 😀'
+
+
+def test_rows_hold_exactly_what_the_journal_says(tmp_path: Path) -> None:
+    session_id = str(uuid.uuid4())
+    path = tmp_path / "values.jsonl"
+    body = {"messages": [{"role": "user", "content": TRICKY}], "n": 1.5, "none": None, "nested": [[1, {}]]}
+    calls = [
+        _call(session_id, 1, error=TRICKY, agent_name=TRICKY, request=body, response={"text": TRICKY}),
+        _call(session_id, 2, cost=None, ag2_cost=3.5e-05, latency_ms=12, is_cached=True, started_at=None),
+    ]
+    event = {
+        "type": "agent_event",
+        "id": str(uuid.uuid4()),
+        "seq": 3,
+        "ts": "2026-03-01T10:00:02+00:00",
+        "agent_name": "a",
+        "name": "received_message",
+        "data": {"message": TRICKY},
+    }
+    tool = {
+        "type": "tool_call",
+        "id": str(uuid.uuid4()),
+        "seq": 4,
+        "ts": "2026-03-01T10:00:03+00:00",
+        "name": "add",
+        "arguments": {"a": TRICKY},
+        "result_summary": TRICKY,
+        "duration_ms": None,
+    }
+    _journal(path, [_start(session_id, path), *calls, event, tool])
+    result = ingest_journal(path)
+    assert (result.llm_calls, result.agent_events, result.tool_calls, result.bad_lines) == (2, 1, 1, [])
+
+    first, second = LLMCall.objects.order_by("seq")
+    assert (first.error, first.agent_name, first.request, first.response) == (
+        TRICKY,
+        TRICKY,
+        body,
+        {"text": TRICKY},
+    )
+    assert first.cost == Decimal("0.0001234567") and first.ag2_cost is None
+    assert first.started_at == datetime(2026, 3, 1, 10, 0, 0, 125000, tzinfo=UTC)
+    assert (second.cost, second.ag2_cost, second.latency_ms, second.is_cached, second.started_at) == (
+        None,
+        Decimal("0.000035"),
+        12.0,
+        True,
+        None,
+    )
+    assert second.request is None and second.response is None
+    assert AgentEvent.objects.get().data == {"message": TRICKY}
+    saved_tool = ToolCall.objects.get()
+    assert (saved_tool.arguments, saved_tool.result_summary, saved_tool.duration_ms) == (
+        {"a": TRICKY},
+        TRICKY,
+        None,
+    )
+    session = Session.objects.get()
+    assert (session.call_count, session.unpriced_calls) == (2, 0)
+
+
+def test_a_repeated_line_is_ingested_once(tmp_path: Path) -> None:
+    session_id = str(uuid.uuid4())
+    path = tmp_path / "repeated.jsonl"
+    call = _call(session_id, 1)
+    _journal(path, [_start(session_id, path), call, _call(session_id, 2), call])
+    assert ingest_journal(path).llm_calls == 3
+    assert LLMCall.objects.count() == 2
+    assert Session.objects.get().call_count == 2
+
+
+def test_lines_added_after_an_ingest_are_added_by_the_next(tmp_path: Path) -> None:
+    session_id = str(uuid.uuid4())
+    path = tmp_path / "growing.jsonl"
+    events = [_start(session_id, path), *(_call(session_id, i) for i in range(1, 4))]
+    _journal(path, events)
+    ingest_journal(path, unfinished_status="interrupted")
+    _journal(path, [*events, *(_call(session_id, i) for i in range(4, 6))])
+    with transaction.atomic():  # twice in one transaction: the staging table is reused
+        ingest_journal(path)
+        ingest_journal(path)
+    assert LLMCall.objects.count() == 5
+    assert Session.objects.get().call_count == 5
+
+
+def test_batches_larger_than_one_copy_and_interleaved_kinds(tmp_path: Path, monkeypatch: Any) -> None:
+    from ag2_logging import ingest
+
+    monkeypatch.setattr(ingest, "BATCH_SIZE", 7)
+    monkeypatch.setattr(ingest, "COPY_CHUNK_ROWS", 3)
+    session_id = str(uuid.uuid4())
+    path = tmp_path / "batches.jsonl"
+    events: list[dict[str, Any]] = [_start(session_id, path)]
+    for i in range(1, 40):
+        events.append(_call(session_id, i))
+        if i % 4 == 0:
+            events.append(
+                {
+                    "type": "agent_event",
+                    "id": str(uuid.uuid4()),
+                    "seq": 1000 + i,
+                    "ts": "2026-03-01T10:00:00Z",
+                    "name": "e",
+                }
+            )
+    _journal(path, events)
+    result = ingest_journal(path)
+    assert (result.llm_calls, result.agent_events) == (39, 9)
+    assert (LLMCall.objects.count(), AgentEvent.objects.count()) == (39, 9)
+    ingest_journal(path)
+    assert (LLMCall.objects.count(), AgentEvent.objects.count()) == (39, 9)
+
+
+def test_a_header_that_is_not_the_first_line_still_names_the_session(tmp_path: Path) -> None:
+    session_id = str(uuid.uuid4())
+    path = tmp_path / "late-header.jsonl"
+    path.write_bytes(b"not json\n")
+    with open(path, "ab") as fh:
+        fh.write(orjson.dumps(_call(session_id, 1)) + b"\n" + orjson.dumps(_start(session_id, path)) + b"\n")
+    result = ingest_journal(path)
+    assert result.session_id == uuid.UUID(session_id) and result.bad_lines == [1]
+    assert LLMCall.objects.get().session_id == uuid.UUID(session_id)

@@ -48,16 +48,18 @@ def _agent_name(source: Any) -> str:
 
 
 def _parse_ts(value: str | None) -> datetime | None:
+    """AG2's ``get_current_ts()`` text ("%Y-%m-%d %H:%M:%S.%f", UTC) as an aware datetime."""
     if not value:
         return None
     try:
-        return datetime.strptime(value, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
+        # fromisoformat reads AG2's format in C, ~6x faster than strptime (on every LLM call).
+        parsed = datetime.fromisoformat(value)
     except ValueError:
         try:
-            parsed = datetime.fromisoformat(value)
+            parsed = datetime.strptime(value, "%Y-%m-%d %H:%M:%S.%f")
         except ValueError:
             return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _on_request(raw_client_id: int) -> Any:
@@ -156,8 +158,10 @@ class RoutingLogger(BaseLogger):
     # -- routing ---------------------------------------------------------------------------------
 
     def _bind_agent(self, agent: Any, recorder: SessionRecorder) -> None:
-        bindings.bind(agent, recorder)
         wrapper = getattr(agent, "client", None)
+        if bindings.lookup(agent) is recorder and (wrapper is None or bindings.lookup(wrapper) is recorder):
+            return  # bound on an earlier call of this session (the hot path: two dict look-ups)
+        bindings.bind(agent, recorder)
         if wrapper is not None:
             bindings.bind(wrapper, recorder)
             for model_client in getattr(wrapper, "_clients", ()) or ():

@@ -17,43 +17,22 @@ The group chat, in round-robin order ``user -> analyst -> planner``::
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 import autogen
 from django.conf import settings
 
-#: Sent as the API key: the fake server accepts anything, and no real key belongs in a demo.
-DEMO_API_KEY = "sk-demo-not-a-real-key"
-DEFAULT_BASE_URL = "http://127.0.0.1:8800/v1"
-DEFAULT_MODEL = "gpt-4o-mini"
-
-#: Prices of the demo catalogue; other SKUs get a deterministic price derived from their name.
-CATALOG: dict[str, float] = {
-    "SKU-1001": 19.99,
-    "SKU-2002": 249.00,
-    "SKU-3003": 4.75,
-}
-
-PLANNER_PROMPT = (
-    "You are the planner. Read the analyst's findings and write a short action plan for the "
-    "customer. End your message with TERMINATE."
+from example_project.demo.common import (  # noqa: F401 - the generation-neutral parts, re-exported
+    ANALYST_PROMPT,
+    CATALOG,
+    DEFAULT_BASE_URL,
+    DEFAULT_MODEL,
+    DEMO_API_KEY,
+    PLANNER_PROMPT,
+    lookup_price,
+    task_message,
 )
-ANALYST_PROMPT = (
-    "You are the analyst. Use the lookup_price tool to find the price of any SKU mentioned, "
-    "then report it in one sentence."
-)
-
-
-def lookup_price(sku: Annotated[str, "The product SKU, for example SKU-1001"]) -> float:
-    """Unit price in USD of a product SKU (deterministic: same SKU, same price)."""
-    sku = sku.strip().upper()
-    if sku in CATALOG:
-        return CATALOG[sku]
-    digest = hashlib.sha256(sku.encode()).digest()
-    return round(5 + int.from_bytes(digest[:2], "big") % 9500 / 100, 2)
 
 
 def llm_config(model: str | None = None, base_url: str | None = None) -> dict[str, Any]:
@@ -70,31 +49,6 @@ def llm_config(model: str | None = None, base_url: str | None = None) -> dict[st
         # No disk cache: every run really calls the server, so every call is recorded and priced.
         "cache_seed": None,
     }
-
-
-def task_message(
-    request: str,
-    *,
-    sku: str | None = None,
-    marker: str | None = None,
-    usage: str | None = None,
-    terminate: bool = True,
-) -> str:
-    """The task text, with the fake server's directives appended.
-
-    ``usage`` is the body of a ``[[usage:...]]`` directive, e.g. ``"prompt=900,completion=150"``.
-    A real model reads the directives as noise; the fake server obeys them.
-    """
-    parts = [request.strip()]
-    if sku:
-        parts.append(f"[[tool:lookup_price {json.dumps({'sku': sku})}]]")
-    if marker:
-        parts.append(f"[[marker:{marker}]]")
-    if usage:
-        parts.append(f"[[usage:{usage}]]")
-    if terminate:
-        parts.append("[[terminate]]")
-    return " ".join(parts)
 
 
 def _ends_with_terminate(message: dict[str, Any]) -> bool:

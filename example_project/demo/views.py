@@ -21,7 +21,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from ag2_logging import ag2_logging_session, session_totals
-from example_project.demo.agents import GroupChatTeam, build_group_chat, task_message
+from example_project.demo.teams import GroupChatTeam, build_group_chat, task_message
 
 logger = logging.getLogger("example_project.demo")
 
@@ -113,7 +113,7 @@ def run_workflow(request: HttpRequest) -> JsonResponse:
     try:
         with ag2_logging_session(params["chat_id"], params["workflow"], params["enterprise"]) as session:
             team = build_group_chat(model=params["model"] or None)
-            team.user.initiate_chat(team.manager, message=_message(params))
+            team.run(_message(params))  # user.initiate_chat(manager, ...) on classic AG2
             # Inside the session: SessionContextFilter adds its id and enterprise to this record.
             logger.info("demo workflow %s finished", params["workflow"])
             totals = session_totals()
@@ -136,7 +136,7 @@ async def run_workflow_async(request: HttpRequest) -> JsonResponse:
             params["chat_id"], params["workflow"], params["enterprise"]
         ) as session:
             team = build_group_chat(model=params["model"] or None)
-            await team.user.a_initiate_chat(team.manager, message=_message(params))
+            await team.a_run(_message(params))  # user.a_initiate_chat(manager, ...) on classic AG2
             # Inside the session: SessionContextFilter adds its id and enterprise to this record.
             logger.info("demo workflow %s finished", params["workflow"])
             totals = session_totals()

@@ -63,12 +63,14 @@ class Command(BaseCommand):
         parser.add_argument("--days", type=int, help="the last N days up to --end (instead of --start)")
         parser.add_argument("--enterprise", default="", help="only this enterprise id")
         parser.add_argument("--workflow", default="", help="only this workflow")
-        parser.add_argument("--sort", default="-cost", help="models: column to sort by, '-' for descending")
+        parser.add_argument(
+            "--sort", default="-cost", help="models: column to sort by, '-' for descending (--sort=-calls)"
+        )
         parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
 
     def handle(self, *args: Any, **options: Any) -> None:
         params = {key: options[key] for key in ("start", "end", "enterprise", "workflow") if options.get(key)}
-        if options.get("days"):
+        if options.get("days") is not None:
             if options["days"] < 1:
                 raise CommandError("--days must be at least 1")
             end = reports._parse_date(options.get("end")) or reports._utc_today()

@@ -37,7 +37,11 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["batch_size"] < 1:
             raise CommandError("--batch-size must be at least 1")
-        bar = ProgressBar("repricing", stream=cast(TextIO, self.stderr._out)) if options["verbosity"] > 0 else None
+        bar = (
+            ProgressBar("repricing", stream=cast(TextIO, self.stderr._out))
+            if options["verbosity"] > 0
+            else None
+        )
         result = reprice(
             since=options["since"],
             model=options["model"],

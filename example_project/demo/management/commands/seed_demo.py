@@ -29,7 +29,7 @@ import ag2_logging
 from ag2_logging import ag2_logging_session, session_totals
 from ag2_logging.conf import conf
 from ag2_logging.models import LLMCall, Session, ToolCall
-from example_project.demo.agents import build_group_chat, build_two_agent_chat, task_message
+from example_project.demo.teams import GENERATION, build_group_chat, build_two_agent_chat, task_message
 
 Kind = Literal["group chat", "two agents", "async group chat", "async two agents"]
 
@@ -171,6 +171,7 @@ class Command(BaseCommand):
                 server = stack.enter_context(FakeLLMServer(port=0))
                 base_url = server.base_url
                 self.stdout.write(f"Fake LLM server started at {base_url}")
+            self.stdout.write(f"AG2 generation: {GENERATION}")
             session_ids, failures = self._run_all(base_url, quiet=options["quiet"])
             # Wait for ag2_logging's database thread: Session rows written, journals ingested.
             ag2_logging.flush()
