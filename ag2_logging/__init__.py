@@ -12,6 +12,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 
 if TYPE_CHECKING:
     from ag2_logging.decorators import ag2_logged
+    from ag2_logging.legacy_import import summarize_autogen_runtime_file, summarize_runtime_log
     from ag2_logging.sessions import (
         AG2RuntimeLogger,
         ag2_logging_session,
@@ -31,11 +32,17 @@ __all__ = [
     "get_ag2_runtime_logger",
     "is_enabled",
     "session_totals",
+    "summarize_autogen_runtime_file",
+    "summarize_runtime_log",
 ]
 
 
 def __getattr__(name: str) -> Any:
     # Lazy so that importing the package (settings files, apps loading) imports no models.
+    if name in {"summarize_runtime_log", "summarize_autogen_runtime_file"}:
+        from ag2_logging import legacy_import
+
+        return getattr(legacy_import, name)
     if name == "ag2_logged":
         from ag2_logging.decorators import ag2_logged
 

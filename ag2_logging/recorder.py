@@ -163,6 +163,11 @@ class BaseRecorder:
         generation: str = "",
         usage_normalized: bool = False,
     ) -> dict[str, Any]:
+        """Journal one LLM call and add it to the live totals; returns the journal event.
+
+        In the returned event, ``request`` and ``response`` may be ``orjson.Fragment`` objects
+        (serialized JSON); ``llm_call_recorded`` receivers get them as plain values.
+        """
         ended_at = ended_at or utcnow()
         if usage_normalized:
             usage = pricing.NormalizedUsage(

@@ -10,7 +10,8 @@ finds, in this order:
 3. journals with no Session row at all (the database was down for the whole session), once
    their writer is gone or quiet for ``RECOVERY_AFTER_SECONDS``;
 4. unattributed journals (ingest is idempotent, so re-reading them adds only new calls);
-5. finished, ingested sessions not yet rolled up.
+5. finished, ingested sessions that never had the thorough redaction pass (``sanitize_log``);
+6. finished, ingested sessions not yet rolled up.
 
 Each step is idempotent and each journal is handled on its own, so one bad file never blocks
 the rest.
@@ -29,7 +30,7 @@ from typing import Any
 
 from django.db.models import Q
 
-from ag2_logging import rollups
+from ag2_logging import rollups, sanitize
 from ag2_logging.conf import conf
 from ag2_logging.ingest import ingest_journal
 from ag2_logging.journal import read_journal
@@ -45,6 +46,7 @@ class RecoveryResult:
     ingested: list[str] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
     unattributed_files: int = 0
+    sanitized: int = 0
     summarized: int = 0
     failures: list[str] = field(default_factory=list)
 
@@ -54,6 +56,7 @@ class RecoveryResult:
             "ingested": len(self.ingested),
             "orphan_journals": len(self.orphans),
             "unattributed_files": self.unattributed_files,
+            "sanitized": self.sanitized,
             "summarized": self.summarized,
             "failures": self.failures,
         }
@@ -143,7 +146,20 @@ def recover_sessions(*, stale_after: float | None = None, now: dt.datetime | Non
                 continue
             _ingest_file(path, result, unfinished=Session.Status.INTERRUPTED, orphan=True)
 
-    # 5. roll up what is finished and ingested
+    # 5. the thorough redaction pass for finished sessions that never had it (broker down)
+    for session_id in (
+        Session.objects.exclude(status=Session.Status.RUNNING)
+        .filter(sanitized_at__isnull=True, ingested_at__isnull=False)
+        .values_list("id", flat=True)
+    ):
+        try:
+            sanitize.sanitize_session(session_id)
+            result.sanitized += 1
+        except Exception:
+            logger.exception("ag2_logging could not sanitize session %s", session_id)
+            result.failures.append(str(session_id))
+
+    # 6. roll up what is finished and ingested
     pending = Session.objects.exclude(status=Session.Status.RUNNING).filter(
         Q(ingested_at__isnull=False) & Q(summarized_at__isnull=True)
     )

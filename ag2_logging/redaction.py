@@ -930,6 +930,13 @@ def _key_marker(key: str, counts: dict[str, int] | None) -> str:
     return MARKER.format(kind=kind)
 
 
+#: The thorough pass runs every pattern on every string; journals repeat the same short strings
+#: (keys, agent names, models, statuses) on every line, so their results are remembered.
+_THOROUGH_MEMO: dict[str, tuple[str, tuple[tuple[str, int], ...]]] = {}
+_THOROUGH_MEMO_MAX_TEXT = 256
+_THOROUGH_MEMO_MAX_ENTRIES = 16_384
+
+
 class _Walker:
     __slots__ = ("counts", "thorough")
 
@@ -940,6 +947,23 @@ class _Walker:
     def string(self, text: str) -> str:
         if len(text) < _SHORTEST:
             return text
+        if self.thorough and len(text) <= _THOROUGH_MEMO_MAX_TEXT:
+            memo = _THOROUGH_MEMO.get(text)
+            if memo is None:
+                local: dict[str, int] = {}
+                result = _Walker(local, True)._string(text)
+                if len(_THOROUGH_MEMO) >= _THOROUGH_MEMO_MAX_ENTRIES:
+                    _THOROUGH_MEMO.clear()
+                memo = _THOROUGH_MEMO[text] = (result, tuple(local.items()))
+            if not memo[1]:
+                return text  # unchanged: the caller's own object, as the uncached path returns
+            if self.counts is not None:
+                for kind, n in memo[1]:
+                    self.counts[kind] = self.counts.get(kind, 0) + n
+            return memo[0]
+        return self._string(text)
+
+    def _string(self, text: str) -> str:
         if self.thorough:
             which: frozenset[int] | set[int] = _ALL
         else:

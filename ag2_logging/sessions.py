@@ -198,7 +198,8 @@ def _persist_end(header: dict[str, Any], end: dict[str, Any]) -> None:
         },
     )
     if conf.ingest_on_session_end:
-        transaction.on_commit(lambda: enqueue_ingest(session_id))
+        # Sanitize first, so rows never hold, even briefly, what the thorough pass removes.
+        transaction.on_commit(lambda: (enqueue_sanitize(session_id), enqueue_ingest(session_id)))
 
 
 def enqueue(task: Any, *args: Any) -> bool:
@@ -211,6 +212,12 @@ def enqueue(task: Any, *args: Any) -> bool:
         logger.exception("ag2_logging could not enqueue %s%r", getattr(task, "name", task), args)
         return False
     return True
+
+
+def enqueue_sanitize(session_id: uuid.UUID | str) -> bool:
+    from ag2_logging import tasks
+
+    return enqueue(tasks.sanitize_log, session_id)
 
 
 def enqueue_ingest(session_id: uuid.UUID | str) -> bool:

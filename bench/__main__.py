@@ -21,7 +21,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-ORDER = ["hot_path", "logging_off", "redaction", "ingest", "memory"]
+ORDER = ["hot_path", "ag2", "logging_off", "redaction", "pricing", "ingest", "memory", "reports"]
 KEYS = ("figure", "ours", "reference", "ratio", "target", "ok")
 
 
@@ -40,7 +40,19 @@ def machine() -> str:
                     break
     except OSError:
         pass
-    return f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    return (
+        f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
+    )
+
+
+def load() -> str:
+    """The load average at the start: figures taken on a busy machine are slower, ratios less so."""
+    try:
+        one, five, _ = os.getloadavg()
+    except OSError:
+        return ""
+    return f", load average {one:.1f} / {five:.1f}"
 
 
 def _cell(value: Any) -> str:
@@ -90,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="ag2-bench-"))
     os.environ["AG2_BENCH_RUN_DIR"] = str(scratch)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
-    print(f"# {'quick ' if args.quick else ''}benchmarks on {machine()}", flush=True)
+    print(f"# {'quick ' if args.quick else ''}benchmarks on {machine()}{load()}", flush=True)
     rows: list[dict[str, Any]] = []
     crashed = False
     started = time.monotonic()

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench._common import REPO, SYSTEM_MESSAGE, interleaved, row, run_child, setup_django, us
+from bench._common import REPO, SYSTEM_MESSAGE, interleaved, row, setup_django, us
 
 AG2_PYTHON = REPO / ".venv-ag2" / "bin" / "python"
 REPLY = (

