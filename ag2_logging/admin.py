@@ -269,16 +269,18 @@ def pretty_json(value: Any) -> SafeString:
 
 @admin.register(Session)
 class SessionAdmin(TimelineViewMixin, ReadOnlyAdmin):
+    # What a cost review reads first comes first: the columns past the window's right edge on a
+    # laptop (with the nav sidebar and the filters) are the ones least needed.
     list_display = (
         "started_at",
         "enterprise_id",
         "workflow_name",
-        "chat_id",
         "status",
+        "cost_display",
         "calls_link",
         "total_tokens",
-        "cost_display",
         "duration",
+        "chat_id",
         "timeline_link",
     )
     list_display_links = ("started_at", "chat_id")
