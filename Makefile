@@ -18,7 +18,7 @@ DEMO_PORT ?= 8000
 DEMO_LLM_PORT ?= 8800
 PYTEST_ARGS ?=
 
-.PHONY: help venv demo test lint typecheck test-sqlite test-postgres test-rabbitmq services bench clean \
+.PHONY: help venv demo test lint typecheck test-sqlite test-postgres test-rabbitmq services bench bench-smoke clean \
 	venv-ag2 typecheck-ag2 test-ag2 test-lowest
 
 help:
@@ -112,11 +112,15 @@ test-ag2: $(STAMP_AG2) typecheck-ag2
 test-lowest: $(STAMP) $(STAMP_AG2)
 	$(PY) scripts/test_lowest.py --python $(PYTHON)
 
-test: lint typecheck test-sqlite test-postgres test-rabbitmq test-ag2 test-lowest
+test: lint typecheck test-sqlite test-postgres test-rabbitmq test-ag2 test-lowest bench-smoke
 	@echo "make test: all green"
 
-bench: $(STAMP)
+bench: $(STAMP) services
 	$(PY) -m bench
+
+# A short run of every benchmark: catches a broken benchmark, never fails on timings.
+bench-smoke: $(STAMP) services
+	$(PY) -m bench --quick
 
 clean:
 	rm -rf $(VENV) $(VENV_AG2) .venv-lowest-* .pytest_cache .mypy_cache .ruff_cache example_project/db.sqlite3 example_project/logs

@@ -924,6 +924,46 @@ def _is_empty(value: Any) -> bool:
     return value is None or (isinstance(value, list | dict | tuple) and len(value) == 0)
 
 
+#: Credential-bearing HTTP headers as clients spell them (httpx lower-cases header names).
+_CREDENTIAL_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-api-key",
+        "api-key",
+        "x-auth-token",
+        "x-goog-api-key",
+        "x-access-token",
+    }
+)
+
+
+_HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def _looks_like_header_name(name: str) -> bool:
+    """A two-item list is a (name, value) pair when its first item reads as a header or key name:
+    a known credential header, or a capitalized, hyphenated or snake_case name (``Authorization``,
+    ``X-Api-Key``, ``api_key``), not a word of prose such as ``["token", "the"]``; or when its
+    second item reads as a credential (see ``_looks_like_credential``)."""
+    if _HEADER_NAME.fullmatch(name) is None:
+        return False
+    return name.lower() in _CREDENTIAL_HEADERS or "-" in name or "_" in name or name[:1].isupper()
+
+
+def _looks_like_credential(value: str | bytes) -> bool:
+    """One unbroken run of letters and digits (both), eight or more: a value, not prose."""
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    return (
+        len(text) >= 8
+        and not any(c.isspace() for c in text)
+        and any(c.isdigit() for c in text)
+        and any(c.isalpha() for c in text)
+    )
+
+
 def _key_marker(key: str, counts: dict[str, int] | None) -> str:
     kind = _key_kind(key)
     _count(counts, "key:" + kind)
@@ -1025,6 +1065,7 @@ class _Walker:
                 and is_sensitive_key(items[0])
                 and isinstance(items[1], str | bytes)
                 and not _is_empty(items[1])
+                and (_looks_like_header_name(items[0]) or _looks_like_credential(items[1]))
             ):
                 return [self.string(items[0]), _key_marker(items[0], self.counts)]
             return [self.value(item, depth - 1) for item in items]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import PurePath
@@ -61,7 +62,26 @@ def dumps(obj: Any) -> bytes:
     except (TypeError, orjson.JSONEncodeError):
         # Something nested deeper than orjson's default() can reach (a cycle, a key type, a
         # default() that itself returned an unserializable object): walk it in Python.
-        return orjson.dumps(to_jsonable(obj), option=_OPTIONS)
+        plain = to_jsonable(obj)
+    try:
+        return orjson.dumps(plain, option=_OPTIONS)
+    except (TypeError, orjson.JSONEncodeError):
+        # Text that is not valid Unicode (a lone surrogate, from a decoder with
+        # errors="surrogateescape"): each bad code point becomes U+FFFD.
+        return orjson.dumps(_valid_text(plain), option=_OPTIONS)
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _valid_text(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SURROGATES.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_valid_text(k): _valid_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_valid_text(v) for v in value]
+    return value
 
 
 def to_jsonable(obj: Any, *, depth: int = 32, _seen: frozenset[int] = frozenset()) -> Any:

@@ -8,6 +8,12 @@ pages (classic AG2 here; the ``ag2`` 1.x generation and the CSV exports reuse it
     findings = scan_everything(corpus.secrets, logs_dir=..., client=admin_client)
     assert findings == []
 
+``scan_everything(..., client=...)`` reads, besides files and rows, every page an admin user can
+open or download: the app index, each list and change page, each list's CSV export, each report
+page (overview, breakdowns, model comparison) as HTML and as CSV over periods covering every
+recorded day, and the timeline of every session present (HTML and CSV). Pages are searched as
+served and decoded (HTML entities, percent-encoding, CSV quoting), so an escaped secret counts.
+
 Every value is generated from a seeded ``random.Random`` at test time: no secret-shaped literal is
 committed to the repository. Each ``Sample`` is the text as a user or a config would hold it (the
 secret in its context, e.g. ``DB_PASSWORD=...``) and the secret itself, the part that must never
@@ -17,6 +23,8 @@ be found anywhere.
 from __future__ import annotations
 
 import base64
+import datetime as dt
+import functools
 import random
 import string
 import uuid
@@ -360,12 +368,32 @@ class Finding:
         return f"{self.where}: {self.secret[:6]}... ({len(self.secret)} chars)"
 
 
-def _variants(secret: str) -> set[str]:
-    """The secret as text, JSON-escaped, and (for secrets with spaces) its first word."""
+@functools.lru_cache(maxsize=4096)
+def _variants(secret: str) -> frozenset[str]:
+    """The forms in which a written secret can appear: as text, JSON-escaped (``json.dumps``, and
+    ``<>&`` as ``json_script`` escapes them), HTML-escaped, percent-encoded (as in a link's query
+    string) and CSV-quoted; and, for a secret with spaces, each of its words (a redaction that
+    stopped at the first space would leave the rest)."""
+    import html
     import json
+    from urllib.parse import quote, quote_plus
 
-    out = {secret, json.dumps(secret)[1:-1]}
-    return {v for v in out if len(v) >= 8}
+    out = {
+        secret,
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        secret.replace("&", "\\u0026").replace("<", "\\u003C").replace(">", "\\u003E"),
+        html.escape(secret),
+        html.escape(secret, quote=False),
+        quote(secret, safe=""),
+        quote(secret, safe="/"),
+        quote_plus(secret),
+        secret.replace('"', '""'),
+    }
+    words = secret.split()
+    if len(words) > 1:
+        out.update(words)
+    return frozenset(v for v in out if len(v) >= 8)
 
 
 def scan_text(where: str, text: str, secrets: Iterable[str]) -> list[Finding]:
@@ -436,6 +464,150 @@ def scan_admin(client: Any, secrets: Iterable[str], *, app_label: str = "ag2_log
     return findings
 
 
+def _page(client: Any, url: str, *, csv_expected: bool = False) -> bytes:
+    """GET ``url`` as the client's user; the body (streamed responses joined)."""
+    response = client.get(url)
+    assert response.status_code == 200, (url, response.status_code)
+    content_type = response.get("Content-Type", "")
+    if csv_expected:
+        assert content_type.startswith("text/csv"), (url, content_type)
+    else:
+        assert content_type.startswith("text/html"), (url, content_type)
+    if getattr(response, "streaming", False):
+        return b"".join(response.streaming_content)
+    return bytes(response.content)
+
+
+def scan_page(where: str, content: bytes, secrets: Iterable[str], *, is_csv: bool = False) -> list[Finding]:
+    """A served page or download: searched as served, HTML-unescaped and percent-decoded, and
+    (CSV) cell by cell as a spreadsheet reads it."""
+    import csv
+    import html
+    import io
+    from urllib.parse import unquote, unquote_plus
+
+    text = content.decode("utf-8", errors="replace")
+    forms = [text, html.unescape(text), unquote(text), unquote_plus(text)]
+    if is_csv:
+        cells = [cell.removeprefix("'") for row in csv.reader(io.StringIO(text)) for cell in row]
+        forms.append("\n".join(cells))
+    return [
+        Finding(where, secret)
+        for secret in secrets
+        if any(variant in form for form in forms for variant in _variants(secret))
+    ]
+
+
+def covered_periods() -> list[tuple[dt.date, dt.date]]:
+    """Report periods (UTC days, inclusive, each at most ``reports.MAX_DAYS`` long) that together
+    cover every day on which something was recorded, and today (the reports' default period)."""
+    from django.db.models import Max, Min
+
+    from ag2_logging import reports
+    from ag2_logging.models import AgentEvent, DailyRollup, LLMCall, Session, ToolCall
+
+    days = {dt.datetime.now(dt.UTC).date()}
+    for model, fields in (
+        (Session, ("started_at", "ended_at")),
+        (LLMCall, ("started_at", "ended_at")),
+        (AgentEvent, ("created_at",)),
+        (ToolCall, ("started_at", "ended_at")),
+        (DailyRollup, ("day",)),
+    ):
+        for field in fields:
+            bounds = model._default_manager.aggregate(low=Min(field), high=Max(field))
+            for value in bounds.values():
+                if isinstance(value, dt.datetime):
+                    days.add(value.astimezone(dt.UTC).date())
+                elif isinstance(value, dt.date):
+                    days.add(value)
+    first, last = min(days), max(days)
+    periods = []
+    while first <= last:
+        end = min(first + dt.timedelta(days=reports.MAX_DAYS - 1), last)
+        periods.append((first, end))
+        first = end + dt.timedelta(days=1)
+    return periods
+
+
+def report_urls() -> list[str]:
+    """Every report page (overview by model and by enterprise, each breakdown, the model
+    comparison sampled and exact) for each period of ``covered_periods()``."""
+    from urllib.parse import urlencode
+
+    from django.urls import reverse
+
+    from ag2_logging.reports import DIMENSIONS
+
+    pages = [
+        (reverse("admin:ag2_logging_report_overview"), {"stack": "model"}),
+        (reverse("admin:ag2_logging_report_overview"), {"stack": "enterprise"}),
+        *((reverse("admin:ag2_logging_report_breakdown", args=[slug]), {}) for slug in DIMENSIONS),
+        (reverse("admin:ag2_logging_report_models"), {}),
+        (reverse("admin:ag2_logging_report_models"), {"exact": "1"}),
+    ]
+    return [
+        f"{url}?{urlencode({'start': start.isoformat(), 'end': end.isoformat(), **extra})}"
+        for start, end in covered_periods()
+        for url, extra in pages
+    ]
+
+
+def scan_exports(client: Any, secrets: Iterable[str], *, app_label: str = "ag2_logging") -> list[Finding]:
+    """Every CSV the admin serves: each list's export (``<list>/export.csv``, unfiltered, so every
+    row), each report page's ``?format=csv`` over periods covering the data, and each session
+    timeline's ``?format=csv``."""
+    from django.contrib import admin
+    from django.urls import reverse
+
+    from ag2_logging.admin_views import ExportViewMixin, TimelineViewMixin
+
+    secrets = list(secrets)
+    urls: list[str] = []
+    for model, model_admin in admin.site._registry.items():
+        if model._meta.app_label != app_label:
+            continue
+        if isinstance(model_admin, ExportViewMixin):
+            urls.append(reverse(f"admin:{app_label}_{model._meta.model_name}_export"))
+        if isinstance(model_admin, TimelineViewMixin):
+            urls += [f"{url}?format=csv" for url in _timeline_urls(model_admin, client)]
+    assert urls, f"no CSV export registered for {app_label}"
+    urls += [f"{url}&format=csv" for url in report_urls()]
+    findings: list[Finding] = []
+    for url in urls:
+        findings += scan_page(url, _page(client, url, csv_expected=True), secrets, is_csv=True)
+    return findings
+
+
+def scan_reports(client: Any, secrets: Iterable[str], *, app_label: str = "ag2_logging") -> list[Finding]:
+    """The admin index, the app index, every report page (HTML) over periods covering the data
+    and the timeline of every session present."""
+    from django.contrib import admin
+    from django.urls import reverse
+
+    from ag2_logging.admin_views import TimelineViewMixin
+
+    secrets = list(secrets)
+    urls = [reverse("admin:index"), reverse("admin:app_list", kwargs={"app_label": app_label})]
+    urls += report_urls()
+    for model, model_admin in admin.site._registry.items():
+        if model._meta.app_label == app_label and isinstance(model_admin, TimelineViewMixin):
+            urls += _timeline_urls(model_admin, client)
+    findings: list[Finding] = []
+    for url in urls:
+        findings += scan_page(url, _page(client, url), secrets)
+    return findings
+
+
+def _timeline_urls(model_admin: Any, client: Any) -> list[str]:
+    from django.urls import reverse
+
+    opts = model_admin.model._meta
+    name = f"admin:{opts.app_label}_{opts.model_name}_timeline"
+    pks = model_admin.get_queryset(_request(client)).values_list("pk", flat=True)
+    return [reverse(name, args=[pk]) for pk in pks]
+
+
 def _request(client: Any) -> Any:
     from django.test import RequestFactory
 
@@ -461,6 +633,9 @@ def scan_everything(
     client: Any = None,
     extra_dirs: Iterable[Path] = (),
 ) -> list[Finding]:
+    """Files under ``logs_dir`` and ``extra_dirs``, every row of the app's tables and the SQLite
+    files; with an admin ``client``, also every admin page, report page, timeline and CSV export
+    (``scan_admin``, ``scan_reports``, ``scan_exports``)."""
     secrets = list(secrets)
     findings: list[Finding] = []
     for root in [*([logs_dir] if logs_dir else []), *extra_dirs]:
@@ -468,4 +643,6 @@ def scan_everything(
     findings += scan_database(secrets)
     if client is not None:
         findings += scan_admin(client, secrets)
+        findings += scan_reports(client, secrets)
+        findings += scan_exports(client, secrets)
     return findings

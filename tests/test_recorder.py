@@ -119,3 +119,8 @@ def test_new_id_is_a_random_uuid4() -> None:
     for text in list(ids)[:50]:
         parsed = uuid.UUID(text)
         assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+
+def test_text_that_is_not_valid_unicode_is_recorded_not_lost(recorder: SessionRecorder) -> None:
+    event = record(recorder, {"messages": [{"content": "bytes \udcff decoded with surrogateescape"}]})
+    assert event["request"] == {"messages": [{"content": "bytes \ufffd decoded with surrogateescape"}]}
