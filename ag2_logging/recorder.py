@@ -309,7 +309,9 @@ class BaseRecorder:
                 "agent_name": agent_name,
                 "name": name,
                 "arguments": self.clean(arguments),
-                "result_summary": self.clean(summary_text[:2_000]),
+                # Redact, then cut (clean() truncates to 2,000 characters): cutting first could
+                # leave the head of a secret that no pattern recognizes any more.
+                "result_summary": self.clean(summary_text[:100_000]),
                 "error": error,
                 "duration_ms": duration_ms,
                 "started_at": iso(started_at),

@@ -124,3 +124,18 @@ def test_new_id_is_a_random_uuid4() -> None:
 def test_text_that_is_not_valid_unicode_is_recorded_not_lost(recorder: SessionRecorder) -> None:
     event = record(recorder, {"messages": [{"content": "bytes \udcff decoded with surrogateescape"}]})
     assert event["request"] == {"messages": [{"content": "bytes \ufffd decoded with surrogateescape"}]}
+
+
+def test_a_secret_across_the_summary_limit_does_not_leave_its_head(tmp_path: Path) -> None:
+    """Tool results are redacted before they are cut to 2,000 characters."""
+    from ag2_logging.recorder import UnattributedRecorder
+
+    secret = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+    recorder = UnattributedRecorder(conf.resolved)
+    recorder.record_tool_call(
+        agent_name="user", name="fetch", arguments={}, result="x" * 1_990 + " " + secret
+    )
+    recorder.close_journal()
+    event = next(line.event for line in read_journal(recorder.journal_path) if line.event)
+    assert secret[:8] not in event["result_summary"]
+    assert recorder.totals.redactions.get("github_token") == 1

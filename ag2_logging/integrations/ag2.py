@@ -363,7 +363,8 @@ def _event_body(event: Any) -> Any:
     try:
         data = event.to_dict()
     except Exception:
-        body["repr"] = repr(event)[:2_000]
+        # Redact before cutting, so no secret's head survives the cut.
+        body["repr"] = redact_text(repr(event)[:100_000])[:2_000]
         return body
     if isinstance(data, dict):
         data.pop("created_at", None)
