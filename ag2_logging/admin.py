@@ -6,12 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.db.models import QuerySet
+from django.db.models import F, Q, QuerySet
 from django.http import HttpRequest
 from django.urls import URLPattern, reverse
 from django.utils import timezone
@@ -206,6 +207,33 @@ class UnpricedSessionFilter(admin.SimpleListFilter):
         if self.value() == "unknown":
             return queryset.filter(unpriced_calls__gt=0)
         return queryset
+
+
+class Ag2CostFilter(admin.SimpleListFilter):
+    """Where AG2's own cost figure and ours disagree (cached tokens, unknown models, old tables)."""
+
+    title = _("AG2's own cost")
+    parameter_name = "ag2_cost"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("differs", _("differs from ours")), ("same", _("same as ours"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        # AG2 rounds to floats: differences under a millionth of a cent are the same figure.
+        differs = Q(ag2_cost__isnull=False) & (
+            Q(cost__isnull=True)
+            | Q(ag2_cost__gt=F("cost") + TOLERANCE)
+            | Q(ag2_cost__lt=F("cost") - TOLERANCE)
+        )
+        if self.value() == "differs":
+            return queryset.filter(differs)
+        if self.value() == "same":
+            return queryset.filter(ag2_cost__isnull=False).exclude(differs)
+        return queryset
+
+
+#: Below this, AG2's float and our Decimal are the same amount.
+TOLERANCE = Decimal("0.00000001")
 
 
 class HasErrorFilter(admin.SimpleListFilter):
@@ -469,6 +497,7 @@ class LLMCallAdmin(ReadOnlyAdmin):
         AgentFilter,
         "status",
         "price_status",
+        Ag2CostFilter,
         "is_cached",
     )
     search_fields = ("=session__id", "session__chat_id", "=response_id")
@@ -531,7 +560,7 @@ class LLMCallAdmin(ReadOnlyAdmin):
                     "total_tokens",
                     "cost_display",
                     "price_status",
-                    "ag2_cost",
+                    "ag2_cost_display",
                     "is_cached",
                     "retries",
                     "attempt",
@@ -541,7 +570,14 @@ class LLMCallAdmin(ReadOnlyAdmin):
         (_("Request and response (redacted)"), {"fields": ("request_json", "response_json")}),
         (_("Ids"), {"classes": ("collapse",), "fields": ("id", "invocation_id", "response_id")}),
     )
-    readonly_fields = ("session_chat", "latency", "cost_display", "request_json", "response_json")
+    readonly_fields = (
+        "session_chat",
+        "latency",
+        "cost_display",
+        "ag2_cost_display",
+        "request_json",
+        "response_json",
+    )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[LLMCall]:
         qs = super().get_queryset(request)
@@ -573,6 +609,21 @@ class LLMCallAdmin(ReadOnlyAdmin):
     @admin.display(description=_("cost"), ordering="cost")
     def cost_display(self, obj: LLMCall) -> SafeString:
         return call_cost(obj.cost)
+
+    @admin.display(description=_("AG2's own cost"), ordering="ag2_cost")
+    def ag2_cost_display(self, obj: LLMCall) -> SafeString | str:
+        if obj.ag2_cost is None:
+            return "—"
+        text = format_money(obj.ag2_cost)
+        if obj.cost is not None and abs(obj.ag2_cost - obj.cost) <= TOLERANCE:
+            return text
+        ours = format_money(obj.cost) if obj.cost is not None else _("unknown")
+        return format_html(
+            '<span class="ag2-partial" title="{}">{} ({})</span>',
+            _("AG2 prices from its own table, which ignores cached tokens and says 0 for unknown models."),
+            text,
+            _("differs from ours: %(ours)s") % {"ours": ours},
+        )
 
     @admin.display(description=_("latency"), ordering="latency_ms")
     def latency(self, obj: LLMCall) -> str:

@@ -162,3 +162,21 @@ def call_command_json(*args: str) -> dict[str, Any]:
     out = StringIO()
     call_command(*args, "--json", stdout=out, stderr=StringIO())
     return json.loads(out.getvalue())
+
+
+def test_admin_shows_where_ag2s_own_cost_differs(llm: FakeLLMServer) -> None:
+    """AG2 classic prices cached input tokens at the full input price; we price them as billed."""
+    session = run_chat(llm, "c-differs")
+    call = session.llm_calls.get()
+    assert call.cached_tokens == 40
+    assert call.ag2_cost is not None
+    assert call.ag2_cost > call.cost  # AG2 ignores the cache discount
+    admin = get_user_model().objects.create_superuser("fin", "fin@example.com", "pw")
+    client = Client()
+    client.force_login(admin)
+    differs = client.get("/admin/ag2_logging/llmcall/", {"ag2_cost": "differs"})
+    assert [c.pk for c in differs.context["cl"].result_list] == [call.pk]
+    same = client.get("/admin/ag2_logging/llmcall/", {"ag2_cost": "same"})
+    assert list(same.context["cl"].result_list) == []
+    page = client.get(f"/admin/ag2_logging/llmcall/{call.pk}/change/").content.decode()
+    assert "differs from ours" in page
