@@ -17,8 +17,17 @@ logger = logging.getLogger("ag2_logging.context")
 current_session: ContextVar[SessionRecorder | None] = ContextVar("ag2_logging_session", default=None)
 
 
+#: The session an AG2 callback was routed to while it runs, on threads without the ContextVar
+#: (AG2's executor threads): what the log filter falls back to.
+routed = threading.local()
+
+
 def get_current_recorder() -> SessionRecorder | None:
-    return current_session.get()
+    """The session of this context, else the one the AG2 callback running here was routed to."""
+    recorder = current_session.get()
+    if recorder is None:
+        recorder = getattr(routed, "recorder", None)
+    return recorder
 
 
 class Bindings:

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import logging
 
-from ag2_logging.context import current_session
+from ag2_logging.context import get_current_recorder
 
 FIELDS = ("session_id", "chat_id", "workflow_name", "enterprise_id")
 
 
 class SessionContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        recorder = current_session.get()
+        recorder = get_current_recorder()
         if recorder is None:
             for name in FIELDS:
                 if not hasattr(record, name):

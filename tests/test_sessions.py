@@ -248,3 +248,34 @@ def test_session_ids_are_unique_and_rows_exist_when_with_returns() -> None:
             ids.add(recorder.session_id)
     assert len(ids) == 3 and all(isinstance(i, uuid.UUID) for i in ids)
     assert Session.objects.filter(status="completed").count() == 3
+
+
+def test_log_filter_knows_the_session_on_ag2_executor_threads(
+    llm: FakeLLMServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An async chat's LLM calls are logged from an executor thread without the ContextVar: the
+    recorder's own warnings there (an unknown model) still carry the session's ids."""
+    flt = SessionContextFilter()
+    caplog.handler.addFilter(flt)  # on a handler, as the README shows: it sees every logger's records
+    assistant = autogen.AssistantAgent("assistant", llm_config=llm_config(llm, model="model-nobody-prices"))
+    user = autogen.UserProxyAgent("user", human_input_mode="NEVER", code_execution_config=False)
+
+    async def run() -> Any:
+        async with ag2_logging_session("c-exec-log", "wf", "ent-exec") as recorder:
+            await user.a_initiate_chat(assistant, message="hi [[terminate]]", max_turns=1, silent=True)
+        return recorder
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="ag2_logging"):
+            recorder = asyncio.run(run())
+    finally:
+        caplog.handler.removeFilter(flt)
+    flush()
+    record = next(
+        r
+        for r in caplog.records
+        if r.name.startswith("ag2_logging") and "model-nobody-prices" in r.getMessage()
+    )
+    assert record.threadName != "MainThread"  # logged on AG2's executor thread
+    assert record.session_id == str(recorder.session_id)  # type: ignore[attr-defined]
+    assert record.enterprise_id == "ent-exec"  # type: ignore[attr-defined]

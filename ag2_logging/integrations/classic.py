@@ -28,7 +28,7 @@ from autogen.logger.base_logger import BaseLogger
 
 from ag2_logging import pricing
 from ag2_logging.conf import conf
-from ag2_logging.context import bindings, current_session
+from ag2_logging.context import bindings, current_session, routed
 from ag2_logging.recorder import BaseRecorder, SessionRecorder
 from ag2_logging.sessions import get_unattributed_recorder, stats, warn_unattributed
 
@@ -247,6 +247,9 @@ class RoutingLogger(BaseLogger):
             error = response if isinstance(response, str) else ""
             prompt, completion, cached, reasoning = _usage(response) if not error else (0, 0, 0, 0)
             model = str(getattr(response, "model", None) or request.get("model") or "")
+            # What the recorder logs here (an unknown model, say) carries the session's context
+            # even on an AG2 executor thread, where the ContextVar is not set.
+            routed.recorder = recorder if isinstance(recorder, SessionRecorder) else None
             recorder.record_llm_call(
                 agent_name=_agent_name(source),
                 provider=info.provider,
@@ -270,6 +273,8 @@ class RoutingLogger(BaseLogger):
         except Exception:
             stats["hook_failures"] += 1
             logger.exception("ag2_logging failed to record an LLM call")
+        finally:
+            routed.recorder = None
 
     def log_new_agent(self, agent: Any, init_args: dict[str, Any]) -> None:
         try:
