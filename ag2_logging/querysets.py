@@ -160,6 +160,20 @@ class LLMCallQuerySet(models.QuerySet["LLMCall"]):
         return delete_in_batches(self, batch_size, progress=progress)
 
 
+#: The totals a ``Session`` row keeps (recomputed from its calls by ``LLMCallQuerySet.totals``).
+SESSION_TOTALS = (
+    "call_count",
+    "error_count",
+    "retry_count",
+    "unpriced_calls",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "total_tokens",
+    "total_cost",
+)
+
 #: Summed columns of ``DailyRollup``.
 ROLLUP_SUMS = (
     "call_count",

@@ -19,21 +19,10 @@ from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import Coalesce, TruncDate
 
 from ag2_logging.models import DailyRollup, LLMCall, Session
+from ag2_logging.querysets import ROLLUP_SUMS
 
 KEY = ("day", "enterprise_id", "workflow_name", "model", "agent_name", "provider")
-SUMS = (
-    "call_count",
-    "error_count",
-    "retry_count",
-    "unpriced_calls",
-    "prompt_tokens",
-    "completion_tokens",
-    "cached_tokens",
-    "reasoning_tokens",
-    "total_tokens",
-    "cost",
-    "latency_ms_sum",
-)
+SUMS = ROLLUP_SUMS
 
 
 def _grouped(calls: Any, *, with_session_fields: bool) -> Any:

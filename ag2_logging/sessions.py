@@ -157,6 +157,7 @@ def _persist_end(header: dict[str, Any], end: dict[str, Any]) -> None:
     from django.db import transaction
 
     from ag2_logging.models import Session
+    from ag2_logging.querysets import SESSION_TOTALS
 
     totals = end["totals"]
     fields = {
@@ -165,21 +166,7 @@ def _persist_end(header: dict[str, Any], end: dict[str, Any]) -> None:
         "ended_at": end["ended_at"],
         "dropped_events": totals["dropped_events"],
         "redactions": totals["redactions"],
-        **{
-            key: totals[key]
-            for key in (
-                "call_count",
-                "error_count",
-                "retry_count",
-                "unpriced_calls",
-                "prompt_tokens",
-                "completion_tokens",
-                "cached_tokens",
-                "reasoning_tokens",
-                "total_tokens",
-                "total_cost",
-            )
-        },
+        **{key: totals[key] for key in SESSION_TOTALS},
     }
     session_id = uuid.UUID(header["session_id"])
     Session.objects.update_or_create(
