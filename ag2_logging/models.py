@@ -14,7 +14,13 @@ from decimal import Decimal
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from ag2_logging.querysets import DailyRollupQuerySet, LLMCallQuerySet, SessionQuerySet
+from ag2_logging.querysets import (
+    DailyRollupQuerySet,
+    LLMCallQuerySet,
+    ModelDayRollupQuerySet,
+    SessionQuerySet,
+    empty_latency_buckets,
+)
 
 #: Money: up to 10^10 with 10 decimal places (per-token prices reach 1e-9 dollars).
 MONEY_DIGITS = 20
@@ -281,6 +287,42 @@ class DailyRollup(models.Model):
             models.Index(fields=["enterprise_id", "day"], name="ag2log_rollup_ent_day"),
             models.Index(fields=["workflow_name", "day"], name="ag2log_rollup_wf_day"),
             models.Index(fields=["model", "day"], name="ag2log_rollup_model_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.enterprise_id}/{self.workflow_name}/{self.model}"
+
+
+class ModelDayRollup(models.Model):
+    """Per (day, enterprise, workflow, model, provider): the sessions that used the model, each
+    counted once, on the day of its first call to it, and a histogram of the calls' latencies
+    (``latency_buckets[i]`` calls in bucket i of ``querysets.LATENCY_BUCKET_BOUNDS_MS``), kept
+    with ``DailyRollup`` by the summarize task. Days are those of ``DailyRollup`` (UTC, the call's
+    end)."""
+
+    day = models.DateField()
+    enterprise_id = models.CharField(max_length=255, blank=True, default="")
+    workflow_name = models.CharField(max_length=255, blank=True, default="")
+    model = models.CharField(max_length=255, blank=True, default="")
+    provider = models.CharField(max_length=64, blank=True, default="")
+    session_count = models.BigIntegerField(default=0)
+    #: Calls with a latency (the sum of ``latency_buckets``).
+    latency_count = models.BigIntegerField(default=0)
+    latency_buckets = models.JSONField(default=empty_latency_buckets)
+
+    objects = ModelDayRollupQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-day"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "enterprise_id", "workflow_name", "model", "provider"],
+                name="ag2log_mrollup_unique_key",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["enterprise_id", "day"], name="ag2log_mrollup_ent_day"),
+            models.Index(fields=["workflow_name", "day"], name="ag2log_mrollup_wf_day"),
         ]
 
     def __str__(self) -> str:

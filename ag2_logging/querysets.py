@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import itertools
 from collections import Counter
@@ -11,12 +12,13 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from django.db import models, transaction
-from django.db.models import Aggregate, Avg, Count, FloatField, Q, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Aggregate, Avg, BigIntegerField, Count, FloatField, Q, Sum
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 if TYPE_CHECKING:
-    from ag2_logging.models import DailyRollup, LLMCall, Session  # noqa: F401
+    from ag2_logging.models import DailyRollup, LLMCall, ModelDayRollup, Session  # noqa: F401
 
 
 TOKEN_FIELDS = ("prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens", "total_tokens")
@@ -222,6 +224,51 @@ class DailyRollupQuerySet(models.QuerySet["DailyRollup"]):
             .distinct()
             .order_by("enterprise_id", "workflow_name")
         )
+
+
+#: Latency histogram of ``ModelDayRollup``: bucket bounds (ms) at a constant ratio of 2^(1/6)
+#: (buckets 12% wide) from 7.8125 ms to 34 min. Bucket ``i`` holds ``bounds[i-1] <= ms <
+#: bounds[i]``; bucket 0 is below the first bound, the last one at or above the last bound. Every
+#: sixth bound is a power of two times 7.8125 ms (250 ms, 500 ms, 1 s, ... 32 s), so the reports'
+#: coarser histogram is an exact regrouping of these buckets.
+LATENCY_BUCKET_RATIO = 2 ** (1 / 6)
+LATENCY_BUCKET_BOUNDS_MS: tuple[float, ...] = tuple(7.8125 * 2 ** (i / 6) for i in range(109))
+LATENCY_BUCKETS = len(LATENCY_BUCKET_BOUNDS_MS) + 1
+
+
+def empty_latency_buckets() -> list[int]:
+    return [0] * LATENCY_BUCKETS
+
+
+def latency_bucket(latency_ms: float) -> int:
+    """The index of the histogram bucket holding ``latency_ms``."""
+    return bisect.bisect_right(LATENCY_BUCKET_BOUNDS_MS, latency_ms)
+
+
+class ModelDayRollupQuerySet(models.QuerySet["ModelDayRollup"]):
+    def for_days(self, start: date, end: date) -> ModelDayRollupQuerySet:
+        return self.filter(day__gte=start, day__lte=end)
+
+    def in_scope(self, enterprise_id: str = "", workflow_name: str = "") -> ModelDayRollupQuerySet:
+        qs = self
+        if enterprise_id:
+            qs = qs.filter(enterprise_id=enterprise_id)
+        if workflow_name:
+            qs = qs.filter(workflow_name=workflow_name)
+        return qs
+
+    def by_model(self) -> models.QuerySet[Any, Any]:
+        """Per (model, provider), one grouped query: ``session_count``, ``latency_count`` and the
+        summed histogram, bucket i as ``bucket_<i>``."""
+        sums: dict[str, Any] = {
+            "session_count": Sum("session_count"),
+            "latency_count": Sum("latency_count"),
+        }
+        for i in range(LATENCY_BUCKETS):
+            element = Cast(KeyTextTransform(str(i), "latency_buckets"), BigIntegerField())
+            sums[f"bucket_{i}"] = Sum(element)
+        grouped: models.QuerySet[Any, Any] = self.values("model", "provider").annotate(**sums).order_by()
+        return grouped
 
 
 def day_start(day: date) -> dt.datetime:

@@ -9,15 +9,16 @@ counted (``unpriced``) and never added as 0. A figure whose calls are all unpric
 with some unpriced calls is a lower bound (``partial``).
 
 Days are UTC days. Rollups count a call on the day it ended and only once its session has
-finished; the model comparison reads the calls themselves, by the time they started.
+finished; the model comparison's exact figures read the calls themselves, by the time they
+started.
 """
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 import itertools
 import math
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -30,14 +31,22 @@ from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
 from django.utils.translation import gettext_lazy as _
 
-from ag2_logging.models import AgentEvent, DailyRollup, LLMCall, Session, ToolCall
-from ag2_logging.querysets import DailyRollupQuerySet, day_start
+from ag2_logging.models import AgentEvent, DailyRollup, LLMCall, ModelDayRollup, Session, ToolCall
+from ag2_logging.querysets import (
+    LATENCY_BUCKET_BOUNDS_MS,
+    LATENCY_BUCKET_RATIO,
+    LATENCY_BUCKETS,
+    DailyRollupQuerySet,
+    ModelDayRollupQuerySet,
+    day_start,
+)
 
 ZERO = Decimal(0)
 DEFAULT_DAYS = 30
 #: A longer range is cut to this many days (a chart of more daily bars is unreadable anyway).
 MAX_DAYS = 731
-#: Upper bounds (ms) of the latency histogram's buckets; the last bucket is open.
+#: Upper bounds (ms) of the latency histogram's buckets; the last bucket is open. Each is a
+#: bound of the model rollups' finer histogram (``LATENCY_BUCKET_BOUNDS_MS``), which regroups.
 LATENCY_BOUNDS_MS: tuple[float, ...] = (250, 500, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000)
 #: Steps shown on a session timeline; longer sessions are cut (with a note) and open in the lists.
 TIMELINE_LIMIT = 2_000
@@ -132,6 +141,13 @@ class ReportFilter:
 
     def rollups(self) -> DailyRollupQuerySet:
         return rollups().for_days(self.start, self.end).in_scope(self.enterprise, self.workflow)
+
+    def model_rollups(self) -> ModelDayRollupQuerySet:
+        return (
+            ModelDayRollupQuerySet(ModelDayRollup)
+            .for_days(self.start, self.end)
+            .in_scope(self.enterprise, self.workflow)
+        )
 
     def calls(self) -> Any:
         return LLMCall.objects.started_between(self.start, self.end).in_scope(self.enterprise, self.workflow)
@@ -578,8 +594,14 @@ class ModelComparison:
     histogram: LatencyHistogram
     sort: str
     p95_in_sql: bool
-    #: Percent of the call table's pages the latency figures were read from (None: all calls).
-    sample_percent: float | None = None
+    #: True when sessions, p95 and the histogram come from the model rollups (not the calls):
+    #: p95 is then interpolated in a histogram bucket (see ``p95_resolution_pct``).
+    from_histogram: bool = False
+
+    @property
+    def p95_resolution_pct(self) -> int:
+        """Half the relative width of a histogram bucket, in percent (p95 from the rollups)."""
+        return round(100 * (LATENCY_BUCKET_RATIO - 1) / 2)
 
 
 def percentile_in_sql() -> bool:
@@ -596,20 +618,49 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
     return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
 
 
-#: Up to this many calls in the period, latency and sessions per model are counted exactly;
-#: above it (on PostgreSQL), the latency figures come from a sample and sessions are counted
-#: only on request (``exact=True``), so the page stays fast at millions of calls.
+def histogram_percentile(buckets: Sequence[int], fraction: float) -> float | None:
+    """The percentile of the values counted in ``buckets`` (of ``LATENCY_BUCKET_BOUNDS_MS``): the
+    bucket holding the rank ``percentile_cont`` would take, and in it a geometric interpolation
+    (the bucket's values taken as evenly spread in log scale). Within a bucket of the exact value."""
+    count = sum(buckets)
+    if not count:
+        return None
+    position = fraction * (count - 1)
+    below = 0
+    for i, n in enumerate(buckets):
+        if n and position < below + n:
+            inside = (position - below + 0.5) / n
+            if i >= len(LATENCY_BUCKET_BOUNDS_MS):
+                return LATENCY_BUCKET_BOUNDS_MS[-1]
+            high = LATENCY_BUCKET_BOUNDS_MS[i]
+            if i == 0:
+                return high * inside
+            low = LATENCY_BUCKET_BOUNDS_MS[i - 1]
+            return float(low * (high / low) ** inside)
+        below += n
+    return LATENCY_BUCKET_BOUNDS_MS[-1]
+
+
+def _display_bucket(fine: int) -> int:
+    """The bucket of ``LATENCY_BOUNDS_MS`` holding bucket ``fine`` of the model rollups."""
+    return 0 if fine == 0 else bisect_right(LATENCY_BOUNDS_MS, LATENCY_BUCKET_BOUNDS_MS[fine - 1])
+
+
+DISPLAY_BUCKET = tuple(_display_bucket(i) for i in range(LATENCY_BUCKETS))
+
+#: Up to this many calls in the period, latency and sessions per model are counted from the
+#: calls; above it (and without ``exact=True``), they come from the model rollups: sessions
+#: exactly, p95 from their latency histogram, so the page stays fast at millions of calls.
 EXACT_LIMIT = 100_000
-#: About how many calls the latency sample holds.
-SAMPLE_CALLS = 20_000
 
 
 def model_comparison(flt: ReportFilter, *, sort: str = "-cost", exact: bool = False) -> ModelComparison:
     """Per model and provider. Counts, tokens, cost and mean latency come from the rollups (one
-    grouped query); p95 latency, the latency histogram and sessions per model from the calls:
-    one grouped query plus one for the histogram (plus, without ``percentile_cont``, one for the
-    latencies), over every call of the period, or over a sample of the table's pages when the
-    period has more than ``EXACT_LIMIT`` calls and ``exact`` is not asked for."""
+    grouped query). Sessions per model, p95 latency and the latency histogram come, when the
+    period has more than ``EXACT_LIMIT`` calls and ``exact`` is not asked for, from the model
+    rollups (one grouped query: sessions exact, p95 interpolated in the summed histogram);
+    otherwise from the calls: one grouped query (plus, without ``percentile_cont``, one for the
+    latencies)."""
     in_sql = percentile_in_sql()
     rows: list[ModelRow] = []
     total = Figures()
@@ -626,24 +677,20 @@ def model_comparison(flt: ReportFilter, *, sort: str = "-cost", exact: bool = Fa
                 p95_latency_ms=None,
             )
         )
-    calls = rolled_up_calls(flt)
-    sample_percent: float | None = None
-    if in_sql and not exact and total.calls > EXACT_LIMIT:
-        sample_percent = min(100.0, max(0.01, 100.0 * SAMPLE_CALLS / total.calls))
+    from_histogram = not exact and total.calls > EXACT_LIMIT
     by_key = {(r.model, r.provider): r for r in rows}
     counts: dict[str, list[int]] = {}
-    if rows and sample_percent is not None:
-        # One pass over the sample: p95 and the histogram from the sampled latencies.
-        latencies: dict[tuple[str, str], list[float]] = defaultdict(list)
-        for model, provider, latency in sampled(calls.latencies_by_model(), sample_percent, flat=True):
-            latencies[model, provider].append(latency)
-        for (model, provider), values in latencies.items():
-            if (row := by_key.get((model, provider))) is not None:
-                row.p95_latency_ms = percentile(values, 0.95)
-            bucket_counts = counts.setdefault(model, [0] * (len(LATENCY_BOUNDS_MS) + 1))
-            for value in values:
-                bucket_counts[bisect.bisect_right(LATENCY_BOUNDS_MS, value)] += 1
+    if rows and from_histogram:
+        for group in flt.model_rollups().by_model():
+            buckets = [int(group[f"bucket_{i}"] or 0) for i in range(LATENCY_BUCKETS)]
+            if (row := by_key.get((group["model"], group["provider"]))) is not None:
+                row.p95_latency_ms = histogram_percentile(buckets, 0.95)
+                row.figures.sessions = int(group["session_count"] or 0)
+            bucket_counts = counts.setdefault(group["model"], [0] * (len(LATENCY_BOUNDS_MS) + 1))
+            for i, n in enumerate(buckets):
+                bucket_counts[DISPLAY_BUCKET[i]] += n
     elif rows:
+        calls = rolled_up_calls(flt)
         for group in calls.model_latency(percentile_in_sql=in_sql, bounds_ms=LATENCY_BOUNDS_MS):
             if (row := by_key.get((group["model"], group["provider"]))) is not None:
                 row.p95_latency_ms = group.get("p95_latency_ms")
@@ -670,7 +717,7 @@ def model_comparison(flt: ReportFilter, *, sort: str = "-cost", exact: bool = Fa
         histogram=LatencyHistogram(LATENCY_BOUNDS_MS, counts),
         sort=sort,
         p95_in_sql=in_sql,
-        sample_percent=sample_percent,
+        from_histogram=from_histogram and bool(rows),
     )
 
 
@@ -685,24 +732,6 @@ def rolled_up_calls(flt: ReportFilter) -> Any:
             started_at__lt=day_start(flt.end + dt.timedelta(days=1))
         )
     return LLMCall.objects.started_between(flt.start, flt.end).filter(session__in=sessions.values("pk"))
-
-
-def sampled(queryset: Any, percent: float | None, *, flat: bool = False) -> list[Any]:
-    """The rows of a ``values()`` (or, ``flat``, ``values_list()``) queryset over a ``percent``
-    sample of the call table's pages (PostgreSQL ``TABLESAMPLE SYSTEM``, repeatable), or over
-    all rows with ``percent=None``."""
-    if percent is None:
-        return list(queryset)
-    sql, params = queryset.query.sql_with_params()
-    table = connection.ops.quote_name(LLMCall._meta.db_table)
-    sample = f"{table} TABLESAMPLE SYSTEM ({float(percent):.4f}) REPEATABLE (7)"
-    sql = sql.replace(f"FROM {table}", f"FROM {sample}", 1)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        if flat:
-            return [tuple(values) for values in cursor.fetchall()]
-        names = [col[0] for col in cursor.description or ()]
-        return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
 
 
 def sort_rows(rows: list[ModelRow], column: str, *, descending: bool) -> list[ModelRow]:

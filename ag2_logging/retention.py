@@ -4,9 +4,10 @@
 ``apply_retention()``. Rows go through ``SessionQuerySet.older_than()`` and
 ``delete_in_batches()``: finished sessions (never running ones) with their calls, events and
 tool calls, one transaction per batch, plus unattributed calls, events and tool calls of the same
-age. ``DailyRollup`` rows are kept: that is what rollups are for; a session not yet rolled up is
-rolled up before its rows go, so the reports never lose it. A session whose journal has not reached
-the database yet (``ingested_at`` empty) is kept, with its journal: the journal is its only record.
+age. ``DailyRollup`` and ``ModelDayRollup`` rows are kept: that is what rollups are for; a session
+not yet rolled up is rolled up before its rows go, so the reports never lose it. A session whose
+journal has not reached the database yet (``ingested_at`` empty) is kept, with its journal: the
+journal is its only record.
 
 Journals are pruned on the host that runs retention (they live on its disk): the date directories
 under ``JOURNAL_DIR`` old enough to matter are walked, and a journal goes when its session is

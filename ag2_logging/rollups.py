@@ -5,6 +5,10 @@
 updates so concurrent sessions never lose each other's counts. ``rebuild_rollups`` recomputes
 everything from the raw rows and yields the same table. Days are UTC days of the call's end.
 Unattributed calls (no session) have no enterprise or workflow and are not rolled up.
+
+``ModelDayRollup`` is kept alongside, in the same transactions: per (day, enterprise, workflow,
+model, provider), the sessions that used the model (each once, on the day of its first call to
+it) and a latency histogram, merged under a lock on the rollup row.
 """
 
 from __future__ import annotations
@@ -18,15 +22,21 @@ from django.db import transaction
 from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import Coalesce, TruncDate
 
-from ag2_logging.models import DailyRollup, LLMCall, Session
-from ag2_logging.querysets import ROLLUP_SUMS
+from ag2_logging.models import DailyRollup, LLMCall, ModelDayRollup, Session
+from ag2_logging.querysets import ROLLUP_SUMS, empty_latency_buckets, latency_bucket
 
 KEY = ("day", "enterprise_id", "workflow_name", "model", "agent_name", "provider")
 SUMS = ROLLUP_SUMS
+MODEL_KEY = ("day", "enterprise_id", "workflow_name", "model", "provider")
+
+
+def _day() -> Any:
+    """The UTC day a call is rolled up on: that of its end (of its start when it has none)."""
+    return TruncDate(Coalesce("ended_at", "started_at"), tzinfo=dt.UTC)
 
 
 def _grouped(calls: Any, *, with_session_fields: bool) -> Any:
-    day = TruncDate(Coalesce("ended_at", "started_at"), tzinfo=dt.UTC)
+    day = _day()
     values = ["day", "model", "agent_name", "provider"]
     annotations: dict[str, Any] = {"day": day}
     if with_session_fields:
@@ -67,13 +77,79 @@ def add_to_rollups(key: dict[str, Any], numbers: dict[str, Any]) -> None:
         DailyRollup.objects.filter(pk=rollup.pk).update(**{name: F(name) + numbers[name] for name in SUMS})
 
 
+class ModelDays:
+    """``ModelDayRollup`` figures accumulated from calls ``(session, enterprise, workflow, model,
+    provider, day, latency_ms)``. With ``since``, only days from ``since`` on are kept, and a
+    session is counted only when its first day with the model is one of them (every call of a
+    session must then be added, those before ``since`` too)."""
+
+    def __init__(self, since: dt.date | None = None) -> None:
+        self.since = since
+        self.first_day: dict[tuple[Any, ...], tuple[dt.date, tuple[Any, ...]]] = {}
+        self.buckets: dict[tuple[Any, ...], list[int]] = {}
+
+    def add(
+        self,
+        session_id: Any,
+        enterprise: str,
+        workflow: str,
+        model: str,
+        provider: str,
+        day: dt.date,
+        latency_ms: float | None,
+    ) -> None:
+        key = (day, enterprise, workflow, model, provider)
+        seen = self.first_day.get((session_id, model, provider))
+        if seen is None or day < seen[0]:
+            self.first_day[session_id, model, provider] = (day, key)
+        if self.since is None or day >= self.since:
+            buckets = self.buckets.get(key)
+            if buckets is None:
+                buckets = self.buckets[key] = empty_latency_buckets()
+            if latency_ms is not None:
+                buckets[latency_bucket(latency_ms)] += 1
+
+    def rows(self) -> dict[tuple[Any, ...], tuple[int, list[int]]]:
+        """(session count, latency buckets) per key of ``MODEL_KEY``, in key order."""
+        sessions: dict[tuple[Any, ...], int] = {}
+        for day, key in self.first_day.values():
+            if self.since is None or day >= self.since:
+                sessions[key] = sessions.get(key, 0) + 1
+        return {key: (sessions.get(key, 0), self.buckets[key]) for key in sorted(self.buckets)}
+
+
+def merge_buckets(a: list[int], b: list[int]) -> list[int]:
+    """Element-wise sum (the shorter list padded with zeros)."""
+    size = max(len(a), len(b))
+    return [(a[i] if i < len(a) else 0) + (b[i] if i < len(b) else 0) for i in range(size)]
+
+
+def add_to_model_rollups(key: dict[str, Any], sessions: int, buckets: list[int]) -> None:
+    """Add sessions and a latency histogram to the ``ModelDayRollup`` row of ``key`` (created when
+    missing). The JSON list is merged under a lock of the row (``SELECT ... FOR UPDATE``), so
+    concurrent sessions never lose each other's counts."""
+    latency_count = sum(buckets)
+    numbers = {"session_count": sessions, "latency_count": latency_count, "latency_buckets": buckets}
+    _, created = ModelDayRollup.objects.get_or_create(**key, defaults=numbers)
+    if created:
+        return
+    rollup = ModelDayRollup.objects.select_for_update().get(**key)
+    ModelDayRollup.objects.filter(pk=rollup.pk).update(
+        session_count=F("session_count") + sessions,
+        latency_count=F("latency_count") + latency_count,
+        latency_buckets=merge_buckets(list(rollup.latency_buckets or []), buckets),
+    )
+
+
 def summarize_session(session_id: uuid.UUID | str) -> bool:
     """Add a finished session to the rollups once; False when already done or not finished."""
     with transaction.atomic():
         session = Session.objects.select_for_update().filter(pk=session_id).first()
         if session is None or session.summarized_at is not None or session.status == Session.Status.RUNNING:
             return False
-        for row in _grouped(LLMCall.objects.filter(session=session), with_session_fields=False):
+        grouped = _grouped(LLMCall.objects.filter(session=session), with_session_fields=False)
+        # In key order: concurrent sessions lock the rows they share in the same order.
+        for row in sorted(grouped, key=lambda r: (r["day"], r["model"], r["agent_name"], r["provider"])):
             key = {
                 "day": row["day"],
                 "enterprise_id": session.enterprise_id,
@@ -83,6 +159,14 @@ def summarize_session(session_id: uuid.UUID | str) -> bool:
                 "provider": row["provider"],
             }
             add_to_rollups(key, _numbers(row))
+        model_days = ModelDays()
+        calls = LLMCall.objects.filter(session=session).annotate(_day=_day()).order_by()
+        for model, provider, day, latency in calls.values_list("model", "provider", "_day", "latency_ms"):
+            model_days.add(
+                session.pk, session.enterprise_id, session.workflow_name, model, provider, day, latency
+            )
+        for model_key, (sessions, buckets) in model_days.rows().items():
+            add_to_model_rollups(dict(zip(MODEL_KEY, model_key, strict=True)), sessions, buckets)
         session.summarized_at = dt.datetime.now(dt.UTC)
         session.save(update_fields=["summarized_at"])
     return True
@@ -102,13 +186,17 @@ def rebuild_rollups(*, batch_size: int = 1_000, since: dt.date | None = None) ->
     finished = Session.objects.exclude(status=Session.Status.RUNNING)
     calls = LLMCall.objects.filter(session__in=finished)
     existing = DailyRollup.objects.all()
+    existing_models = ModelDayRollup.objects.all()
+    # Every call of the sessions with a call from ``since`` on: their first day with each model.
+    model_calls = calls
     if since is not None:
-        calls = calls.annotate(_day=TruncDate(Coalesce("ended_at", "started_at"), tzinfo=dt.UTC)).filter(
-            _day__gte=since
-        )
+        calls = calls.annotate(_day=_day()).filter(_day__gte=since)
         existing = existing.filter(day__gte=since)
+        existing_models = existing_models.filter(day__gte=since)
+        model_calls = model_calls.filter(session_id__in=calls.values("session_id"))
     with transaction.atomic():
         existing.delete()
+        existing_models.delete()
         rows = [
             DailyRollup(
                 day=row["day"],
@@ -122,6 +210,27 @@ def rebuild_rollups(*, batch_size: int = 1_000, since: dt.date | None = None) ->
             for row in _grouped(calls, with_session_fields=True)
         ]
         DailyRollup.objects.bulk_create(rows, batch_size=batch_size)
+        model_days = ModelDays(since)
+        columns = ("session_id", "session__enterprise_id", "session__workflow_name", "model", "provider")
+        for values in (
+            model_calls.annotate(_day=_day())
+            .order_by()
+            .values_list(*columns, "_day", "latency_ms")
+            .iterator(chunk_size=10_000)
+        ):
+            model_days.add(*values)
+        ModelDayRollup.objects.bulk_create(
+            (
+                ModelDayRollup(
+                    **dict(zip(MODEL_KEY, key, strict=True)),
+                    session_count=sessions,
+                    latency_count=sum(buckets),
+                    latency_buckets=buckets,
+                )
+                for key, (sessions, buckets) in model_days.rows().items()
+            ),
+            batch_size=batch_size,
+        )
         finished.update(summarized_at=dt.datetime.now(dt.UTC))
     return len(rows)
 

@@ -314,7 +314,7 @@ def _copy(model: Any, rows: list[tuple[Any, ...]]) -> None:
 def _load(size: dict[str, int], log: Any) -> dict[str, float]:
     from django.db import connection, transaction
 
-    from ag2_logging.models import AgentEvent, DailyRollup, LLMCall, Session, ToolCall
+    from ag2_logging.models import AgentEvent, DailyRollup, LLMCall, ModelDayRollup, Session, ToolCall
     from ag2_logging.rollups import rebuild_rollups
 
     timings: dict[str, float] = {}
@@ -326,7 +326,7 @@ def _load(size: dict[str, int], log: Any) -> dict[str, float]:
     )
     with transaction.atomic():
         with connection.cursor() as cursor:
-            for model in (DailyRollup, ToolCall, AgentEvent, LLMCall, Session):
+            for model in (DailyRollup, ModelDayRollup, ToolCall, AgentEvent, LLMCall, Session):
                 cursor.execute(f'TRUNCATE "{model._meta.db_table}" CASCADE')
         t0 = time.perf_counter()
         _copy(Session, session_rows)
@@ -339,13 +339,13 @@ def _load(size: dict[str, int], log: Any) -> dict[str, float]:
     timings["rollups_s"] = time.perf_counter() - t0
     log(f"rebuilt {rollups:,} rollup rows in {timings['rollups_s']:.1f} s")
     with connection.cursor() as cursor:
-        for model in (Session, LLMCall, DailyRollup):
+        for model in (Session, LLMCall, DailyRollup, ModelDayRollup):
             cursor.execute(f'VACUUM ANALYZE "{model._meta.db_table}"')
     return timings
 
 
 def _loaded(size: dict[str, int]) -> bool:
-    from ag2_logging.models import DailyRollup, LLMCall, Session
+    from ag2_logging.models import DailyRollup, LLMCall, ModelDayRollup, Session
 
     latest = DailyRollup.objects.order_by("-day").values_list("day", flat=True).first()
     return (
@@ -355,6 +355,7 @@ def _loaded(size: dict[str, int]) -> bool:
         )
         and Session.objects.count() == size["sessions"]
         and LLMCall.objects.count() == size["calls"]
+        and ModelDayRollup.objects.exists()  # data loaded before the model rollups existed: reload
     )
 
 

@@ -516,25 +516,26 @@ def test_timeline_and_lists_make_a_bounded_number_of_queries(
     assert Session.objects.count() > 30
 
 
-def test_model_comparison_samples_latency_on_big_periods(
+def test_model_comparison_reads_the_model_rollups_on_big_periods(
     data: Data, viewer: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from django.db import connection
-
     from ag2_logging import reports
 
-    if connection.vendor != "postgresql":
-        pytest.skip("TABLESAMPLE is PostgreSQL's; other databases always count exactly")
-    exact = viewer.get(reverse("admin:ag2_logging_report_models"), week_params()).context["report"]
+    url = reverse("admin:ag2_logging_report_models")
+    exact = viewer.get(url, week_params()).context["report"]
+    assert not exact.from_histogram
     monkeypatch.setattr(reports, "EXACT_LIMIT", 1)
-    monkeypatch.setattr(reports, "SAMPLE_CALLS", 10**9)  # a 100% sample: the same latencies
-    response = viewer.get(reverse("admin:ag2_logging_report_models"), week_params())
+    response = viewer.get(url, week_params())
     report = response.context["report"]
-    assert report.sample_percent == 100.0
-    assert "Count everything exactly" in response.content.decode()
-    assert [r.p95_latency_ms for r in report.rows] == pytest.approx([r.p95_latency_ms for r in exact.rows])
-    assert all(r.figures.sessions is None for r in report.rows)
+    assert report.from_histogram
+    page = response.content.decode()
+    assert "Compute p95 from every call" in page
+    assert f"±{report.p95_resolution_pct}%" in page and report.p95_resolution_pct == 6
+    assert [r.label for r in report.rows] == [r.label for r in exact.rows]
+    assert [r.figures.sessions for r in report.rows] == [r.figures.sessions for r in exact.rows]
+    assert all(r.figures.sessions for r in report.rows)
+    assert [r.p95_latency_ms is None for r in report.rows] == [r.p95_latency_ms is None for r in exact.rows]
     assert report.histogram.counts == exact.histogram.counts
-    counted = viewer.get(reverse("admin:ag2_logging_report_models"), week_params(exact="1")).context["report"]
-    assert counted.sample_percent is None
-    assert [r.figures.sessions for r in counted.rows] == [r.figures.sessions for r in exact.rows]
+    counted = viewer.get(url, week_params(exact="1")).context["report"]
+    assert not counted.from_histogram
+    assert [r.p95_latency_ms for r in counted.rows] == [r.p95_latency_ms for r in exact.rows]
