@@ -429,7 +429,8 @@ PATTERNS: tuple[Pattern, ...] = (
     ),
     _p(
         "azure_ad_client_secret",
-        _L + r"[A-Za-z0-9_~.\-]{3}\dQ~[A-Za-z0-9_~.\-]{31,34}(?![A-Za-z0-9_~.\-])",
+        # A "." right after it ends a sentence; one followed by more secret characters does not.
+        _L + r"[A-Za-z0-9_~.\-]{3}\dQ~[A-Za-z0-9_~.\-]{31,34}(?![A-Za-z0-9_~\-]|\.[A-Za-z0-9_~.\-])",
         r"[0-9]Q~[A-Za-z0-9_~.\-]{31}",
         "Microsoft Entra ID (Azure AD) client secrets",
     ),
@@ -1062,6 +1063,7 @@ class _Walker:
             if (
                 len(items) == 2
                 and isinstance(items[0], str)
+                and _HEADER_NAME.fullmatch(items[0]) is not None
                 and is_sensitive_key(items[0])
                 and isinstance(items[1], str | bytes)
                 and not _is_empty(items[1])
