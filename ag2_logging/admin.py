@@ -471,8 +471,24 @@ class SessionAdmin(TimelineViewMixin, ReadOnlyAdmin):
 # LLM calls
 
 
+class SessionRowAdmin(ReadOnlyAdmin):
+    """Columns shared by the rows that belong to a session (calls, events, tool calls)."""
+
+    @admin.display(description=_("session"), ordering="session__chat_id")
+    def session_chat(self, obj: Any) -> SafeString | str:
+        return session_link(obj.session)
+
+    @admin.display(description=_("duration"), ordering="duration_ms")
+    def duration(self, obj: Any) -> str:
+        return ms(obj.duration_ms)
+
+    @admin.display(description=_("error"), boolean=True)
+    def has_error(self, obj: Any) -> bool:
+        return bool(obj.error)
+
+
 @admin.register(LLMCall)
-class LLMCallAdmin(ReadOnlyAdmin):
+class LLMCallAdmin(SessionRowAdmin):
     ordering = ("-started_at",)  # newest first
     list_display = (
         "started_at",
@@ -586,10 +602,6 @@ class LLMCallAdmin(ReadOnlyAdmin):
             qs = qs.defer("request", "response")  # bodies can be large; the list never shows them
         return qs
 
-    @admin.display(description=_("session"), ordering="session__chat_id")
-    def session_chat(self, obj: LLMCall) -> SafeString | str:
-        return session_link(obj.session)
-
     @admin.display(description=_("enterprise"), ordering="session__enterprise_id")
     def enterprise(self, obj: LLMCall) -> str:
         return obj.session.enterprise_id if obj.session else ""
@@ -643,7 +655,7 @@ class LLMCallAdmin(ReadOnlyAdmin):
 
 
 @admin.register(AgentEvent)
-class AgentEventAdmin(ReadOnlyAdmin):
+class AgentEventAdmin(SessionRowAdmin):
     ordering = ("-created_at",)  # newest first
     list_display = ("created_at", "session_chat", "agent_name", "name", "duration", "has_error")
     list_filter = (("created_at", DateRangeFilter), "name", HasErrorFilter)
@@ -674,25 +686,13 @@ class AgentEventAdmin(ReadOnlyAdmin):
     )
     readonly_fields = ("session_chat", "duration", "data_json")
 
-    @admin.display(description=_("session"), ordering="session__chat_id")
-    def session_chat(self, obj: AgentEvent) -> SafeString | str:
-        return session_link(obj.session)
-
-    @admin.display(description=_("duration"), ordering="duration_ms")
-    def duration(self, obj: AgentEvent) -> str:
-        return ms(obj.duration_ms)
-
-    @admin.display(description=_("error"), boolean=True)
-    def has_error(self, obj: AgentEvent) -> bool:
-        return bool(obj.error)
-
     @admin.display(description=_("data"))
     def data_json(self, obj: AgentEvent) -> SafeString:
         return pretty_json(obj.data)
 
 
 @admin.register(ToolCall)
-class ToolCallAdmin(ReadOnlyAdmin):
+class ToolCallAdmin(SessionRowAdmin):
     ordering = ("-ended_at",)  # newest first
     list_display = ("ended_at", "session_chat", "agent_name", "name", "duration", "has_error")
     list_filter = (("ended_at", DateRangeFilter), "name", HasErrorFilter)
@@ -726,18 +726,6 @@ class ToolCallAdmin(ReadOnlyAdmin):
         "id",
     )
     readonly_fields = ("session_chat", "duration", "arguments_json")
-
-    @admin.display(description=_("session"), ordering="session__chat_id")
-    def session_chat(self, obj: ToolCall) -> SafeString | str:
-        return session_link(obj.session)
-
-    @admin.display(description=_("duration"), ordering="duration_ms")
-    def duration(self, obj: ToolCall) -> str:
-        return ms(obj.duration_ms)
-
-    @admin.display(description=_("error"), boolean=True)
-    def has_error(self, obj: ToolCall) -> bool:
-        return bool(obj.error)
 
     @admin.display(description=_("arguments"))
     def arguments_json(self, obj: ToolCall) -> SafeString:
