@@ -60,7 +60,7 @@ def append(path: Path, data: bytes, *, max_bytes: int, backup_count: int) -> Non
     A file exceeds ``max_bytes`` only when a single write is larger than that (it then holds that
     write alone): data is never split across files.
     """
-    with _lock, _exclusive(path):
+    with _lock, exclusive(path):
         if max_bytes > 0 and _needs_rotation(path, len(data), max_bytes):
             rotate(path, backup_count)
         fd = os.open(path, _FLAGS, 0o666)
@@ -117,9 +117,10 @@ def _needs_rotation(path: Path, incoming: int, max_bytes: int) -> bool:
 
 
 @contextmanager
-def _exclusive(path: Path) -> Iterator[None]:
+def exclusive(path: Path) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``<path>.lock`` (opened per call: a descriptor inherited
-    across ``fork`` would share its lock with the parent, so it is never cached)."""
+    across ``fork`` would share its lock with the parent, so it is never cached). While it is
+    held no process appends to or rotates the runtime log; the sanitize pass takes it too."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if fcntl is None:  # pragma: no cover
         yield

@@ -23,7 +23,6 @@ the merged counts).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import re
@@ -36,6 +35,7 @@ from typing import Any
 
 import orjson
 
+from ag2_logging import runtime_log
 from ag2_logging.redaction import MARKER, redact, redact_text
 
 logger = logging.getLogger("ag2_logging.sanitize")
@@ -166,21 +166,6 @@ def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
     fsync_dir(path.parent)
 
 
-@contextlib.contextmanager
-def runtime_log_lock(path: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``<runtime log>.lock``, the lock ``ag2_logging.runtime_log``
-    holds to rotate and append: while it is held, no process writes or rotates the runtime log."""
-    lock_path = path.with_name(path.name + ".lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
-
-
 # -- one session ----------------------------------------------------------------------------------
 
 
@@ -247,14 +232,13 @@ def sanitize_runtime_log(path: Path, session_id: str) -> dict[str, int]:
     """Sanitize the runtime-log lines of one session (those that name its id), in the current
     file and its rotated backups; rewrite a file atomically when one of its lines changed. Lines
     of other sessions are left as they are."""
-    from ag2_logging import runtime_log
 
     counts: dict[str, int] = {}
     if not path.exists():
         return counts
     # The lock ag2_logging.runtime_log takes to append and rotate: no line is lost or rotated
     # away while a file is rewritten.
-    with runtime_log_lock(path):
+    with runtime_log.exclusive(path):
         for file in [path, *runtime_log.backups(path)]:
             _sanitize_runtime_file(file, session_id, counts)
     return counts
