@@ -25,20 +25,6 @@ TOKEN_FIELDS = ("prompt_tokens", "completion_tokens", "cached_tokens", "reasonin
 
 
 class SessionQuerySet(models.QuerySet["Session"]):
-    def for_enterprise(self, enterprise_id: str) -> SessionQuerySet:
-        return self.filter(enterprise_id=enterprise_id)
-
-    def for_period(self, start: date | None = None, end: date | None = None) -> SessionQuerySet:
-        qs = self
-        if start is not None:
-            qs = qs.filter(started_at__date__gte=start)
-        if end is not None:
-            qs = qs.filter(started_at__date__lte=end)
-        return qs
-
-    def running(self) -> SessionQuerySet:
-        return self.filter(status="running")
-
     def started_between(self, start: date, end: date) -> SessionQuerySet:
         """Sessions started on UTC days ``start`` to ``end`` inclusive (a range the indexes serve)."""
         return self.filter(

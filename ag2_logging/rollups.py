@@ -233,8 +233,3 @@ def rebuild_rollups(*, batch_size: int = 1_000, since: dt.date | None = None) ->
         )
         finished.update(summarized_at=dt.datetime.now(dt.UTC))
     return len(rows)
-
-
-def rollup_totals() -> dict[str, Any]:
-    """Grand totals over all rollups (for tests and the reports' headline figures)."""
-    return DailyRollup.objects.aggregate(**{name: Sum(name) for name in SUMS})
