@@ -581,16 +581,3 @@ def ingest_journal(path: Path | str, *, unfinished_status: str | None = None) ->
 def _chain(first: list[JournalLine], rest: Iterator[JournalLine]) -> Iterator[JournalLine]:
     yield from first
     yield from rest
-
-
-def ingest_session(session_id: uuid.UUID | str) -> IngestResult | None:
-    """Ingest the journal of one session (the Celery task's body)."""
-    session = Session.objects.filter(pk=session_id).only("journal_path").first()
-    if session is None or not session.journal_path:
-        logger.error("ag2_logging: no journal known for session %s", session_id)
-        return None
-    path = Path(session.journal_path)
-    if not path.exists():
-        logger.error("ag2_logging: journal %s of session %s is missing", path, session_id)
-        return None
-    return ingest_journal(path)

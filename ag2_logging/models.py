@@ -78,6 +78,31 @@ class Session(models.Model):
     sanitized_at = models.DateTimeField(null=True, blank=True)
     summarized_at = models.DateTimeField(null=True, blank=True)
 
+    # -- the post-session pipeline (sanitize -> publish -> ingest -> summarize) ----------------
+    #: Where the finished journal was published (a name in ``JOURNAL_STORAGE``), and when.
+    journal_storage_name = models.CharField(max_length=1024, blank=True, default="")
+    journal_published_at = models.DateTimeField(null=True, blank=True)
+    #: Why the pipeline could not finish this session (journal unreadable on this host and not
+    #: published, journal refused, ...); empty once a later run succeeds.
+    pipeline_error = models.TextField(blank=True, default="")
+    #: Set when the pipeline gave up (its retries are spent): the session is not in the reports.
+    pipeline_failed_at = models.DateTimeField(null=True, blank=True)
+    pipeline_attempts = models.PositiveIntegerField(default=0)
+    #: A short lease that keeps two chains of one session from running at once (any host).
+    lease_owner = models.CharField(max_length=255, blank=True, default="")
+    lease_until = models.DateTimeField(null=True, blank=True)
+    #: What the writing process counted when the session ended (calls, tokens, cost, errors,
+    #: dropped events), kept beside the totals ingest recomputes from the rows.
+    recorded_totals = models.JSONField(null=True, blank=True)
+    #: Values ingest had to change or refuse, by kind (``nul_removed``, ``id_cut``,
+    #: ``out_of_range``, ``id_collision``, ...): counts only.
+    ingest_issues = models.JSONField(default=dict, blank=True)
+    #: Events the journal could not take (disk full) that went to the database instead.
+    spilled_events = models.PositiveIntegerField(default=0)
+    #: Something was lost or differs from what the process counted: see ``dropped_events`` and
+    #: ``recorded_totals``.
+    incomplete = models.BooleanField(default=False)
+
     objects = SessionQuerySet.as_manager()
 
     class Meta:
@@ -87,10 +112,31 @@ class Session(models.Model):
             models.Index(fields=["workflow_name", "started_at"], name="ag2log_sess_wf_started"),
             models.Index(fields=["status", "started_at"], name="ag2log_sess_status_started"),
             models.Index(fields=["started_at"], name="ag2log_sess_started"),
+            models.Index(fields=["pipeline_failed_at"], name="ag2log_sess_pipe_failed"),
         ]
 
     def __str__(self) -> str:
         return f"{self.workflow_name or 'session'} {self.chat_id} ({self.status})"
+
+
+class SpilledEvent(models.Model):
+    """A journal line the disk refused (full, read-only), kept in the database instead.
+
+    Written by the app's database thread; ingest reads these after the session's journal file,
+    in ``seq`` order, and deletes them once the session is ingested. ``session_id`` is not a
+    foreign key: the Session row may not exist yet when the disk and the row fail together.
+    """
+
+    session_id = models.UUIDField(db_index=True)
+    seq = models.PositiveIntegerField(default=0)
+    line = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["session_id", "seq", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.session_id}#{self.seq}"
 
 
 class LLMCall(models.Model):
