@@ -1,4 +1,4 @@
-"""System checks ``ag2_logging.E0xx`` / ``W0xx``: message, hint and id kept together.
+"""System checks ``ag2_logging.E0xx`` / ``W0xx`` / ``I0xx``: message, hint and id kept together.
 
 Each id is used once. The README lists them all ("System checks").
 """
@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Info, Tags, Warning, register
 
 from ag2_logging.conf import DEFAULTS, conf
 
@@ -43,18 +43,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id=PREFIX + "E003",
             )
         )
-    archive = resolved.journal_archive_storage
-    if archive is not None:
-        from django.conf import settings
-
-        if archive not in (getattr(settings, "STORAGES", None) or {}):
-            messages.append(
-                Error(
-                    f"AG2_LOGGING['JOURNAL_ARCHIVE_STORAGE'] names the storage {archive!r}, which STORAGES lacks.",
-                    hint="Add it to settings.STORAGES, or set JOURNAL_ARCHIVE_STORAGE to None to delete old journals.",
-                    id=PREFIX + "E006",
-                )
-            )
+    messages += _storage_aliases(resolved)
     if resolved.enabled:
         for label, path in (
             ("LOG_FILE directory", resolved.log_file.parent),
@@ -79,6 +68,67 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                     "AG2 logging is on but neither AG2 generation is installed: nothing will be recorded.",
                     hint="Install django-ag2-logging[classic] (autogen 0.x) or django-ag2-logging[ag2] (ag2 1.x).",
                     id=PREFIX + "W005",
+                )
+            )
+    return messages
+
+
+def _storage_aliases(resolved: Any) -> list[CheckMessage]:
+    from django.conf import settings
+
+    aliases = getattr(settings, "STORAGES", None) or {}
+    messages: list[CheckMessage] = []
+    archive = resolved.journal_archive_storage
+    if archive is not None and archive not in aliases:
+        messages.append(
+            Error(
+                f"AG2_LOGGING['JOURNAL_ARCHIVE_STORAGE'] names the storage {archive!r}, which STORAGES lacks.",
+                hint="Add it to settings.STORAGES, or set JOURNAL_ARCHIVE_STORAGE to None to delete old journals.",
+                id=PREFIX + "E006",
+            )
+        )
+    journals = resolved.journal_storage
+    if journals is not None and journals not in aliases:
+        messages.append(
+            Error(
+                f"AG2_LOGGING['JOURNAL_STORAGE'] names the storage {journals!r}, which STORAGES lacks.",
+                hint=(
+                    "Add it to settings.STORAGES (for example an S3 storage of django-storages shared by "
+                    "every host), or set JOURNAL_STORAGE to None to keep journals on the writer's disk."
+                ),
+                id=PREFIX + "E007",
+            )
+        )
+    return messages
+
+
+@register("ag2_logging")
+def check_pipeline(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Which pipeline mode is in effect (info), and whether Celery's broker answers (warning)."""
+    from ag2_logging.pipeline import modes
+
+    resolved = conf.resolved
+    if not resolved.enabled or not resolved.ingest_on_session_end:
+        return []
+    messages: list[CheckMessage] = [
+        Info(
+            f"AG2 logging pipeline: {modes.describe_mode()}.",
+            hint="Set AG2_LOGGING['PIPELINE'] to 'inline' or 'celery' to choose; see the README, Deployment.",
+            id=PREFIX + "I001",
+        )
+    ]
+    if modes.effective_mode() == modes.CELERY:
+        ok, detail = modes.broker_status(timeout=1.0)
+        if not ok:
+            messages.append(
+                Warning(
+                    f"The AG2 logging pipeline runs on Celery but its broker cannot be reached ({detail}).",
+                    hint=(
+                        "Start the broker, fix CELERY_BROKER_URL, or set AG2_LOGGING['PIPELINE'] = 'inline'. "
+                        "Until then each session's chain runs in the writing process. "
+                        "manage.py ag2_logging_doctor checks the whole pipeline."
+                    ),
+                    id=PREFIX + "W006",
                 )
             )
     return messages

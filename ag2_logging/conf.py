@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -75,7 +76,25 @@ DEFAULTS: dict[str, Any] = {
     # Seconds between heartbeats of a running session, and without one before recovery takes it.
     "HEARTBEAT_SECONDS": 30,
     "RECOVERY_AFTER_SECONDS": 300,
+    # Where the post-session chain (sanitize -> ingest -> summarize) runs: "auto", "inline" (the
+    # writing process's own background thread) or "celery" (CELERY_QUEUE). Env: AG2_LOGGING_PIPELINE.
+    "PIPELINE": "auto",
+    # A STORAGES alias finished journals are published to, so workers on other hosts can ingest
+    # them (None = journals stay on the writer's disk). Env: AG2_LOGGING_JOURNAL_STORAGE.
+    "JOURNAL_STORAGE": None,
+    # Attempts of one session's chain when its journal cannot be read, before it is marked failed.
+    "PIPELINE_MAX_RETRIES": 6,
+    # Seconds the inline pipeline may take at process exit to finish pending work.
+    "PIPELINE_DRAIN_SECONDS": 10,
+    # Finished sessions not in the reports after this many seconds are reported (doctor, admin).
+    "PIPELINE_PENDING_ALERT_SECONDS": 900,
+    # Recover this host's unfinished journals in the background when the first session opens.
+    "RECOVER_ON_START": True,
+    # The name of this host on sessions and in recovery (default: socket.gethostname()).
+    "HOST_NAME": None,
 }
+
+PIPELINE_MODES = ("auto", "inline", "celery")
 
 _VALID_FSYNC = frozenset({"session_end", "event", "never"})
 
@@ -122,6 +141,13 @@ class Resolved:
     journal_archive_storage: str | None
     heartbeat_seconds: float
     recovery_after_seconds: float
+    pipeline: str
+    journal_storage: str | None
+    pipeline_max_retries: int
+    pipeline_drain_seconds: float
+    pipeline_pending_alert_seconds: float
+    recover_on_start: bool
+    host_name: str
     # Diagnostics for checks.py: (id, message, hint) tuples.
     errors: tuple[tuple[str, str, str], ...] = ()
     warnings: tuple[tuple[str, str, str], ...] = ()
@@ -318,6 +344,24 @@ def _resolve() -> Resolved:
         bad("JOURNAL_ARCHIVE_STORAGE", archive, "a STORAGES alias or None")
         archive = None
 
+    pipeline = user.get("PIPELINE", env.str("AG2_LOGGING_PIPELINE", default="") or DEFAULTS["PIPELINE"])
+    if pipeline not in PIPELINE_MODES:
+        bad("PIPELINE", pipeline, "one of " + ", ".join(PIPELINE_MODES))
+        pipeline = DEFAULTS["PIPELINE"]
+    storage = user.get(
+        "JOURNAL_STORAGE", env.str("AG2_LOGGING_JOURNAL_STORAGE", default="") or DEFAULTS["JOURNAL_STORAGE"]
+    )
+    if storage is not None and not (isinstance(storage, str) and storage):
+        bad("JOURNAL_STORAGE", storage, "a STORAGES alias or None")
+        storage = None
+    recover_raw: object = user.get("RECOVER_ON_START", DEFAULTS["RECOVER_ON_START"])
+    try:
+        recover_on_start = parse_switch(recover_raw)
+    except ConfigError:
+        bad("RECOVER_ON_START", recover_raw, "True or False")
+        recover_on_start = True
+    host_name = user.get("HOST_NAME") or socket.gethostname()
+
     return Resolved(
         enabled=enabled,
         log_file=log_file,
@@ -339,6 +383,13 @@ def _resolve() -> Resolved:
         journal_archive_storage=archive,
         heartbeat_seconds=float(number("HEARTBEAT_SECONDS", minimum=1)),
         recovery_after_seconds=float(number("RECOVERY_AFTER_SECONDS", minimum=1)),
+        pipeline=str(pipeline),
+        journal_storage=storage,
+        pipeline_max_retries=int(number("PIPELINE_MAX_RETRIES", minimum=0)),
+        pipeline_drain_seconds=float(number("PIPELINE_DRAIN_SECONDS", minimum=0)),
+        pipeline_pending_alert_seconds=float(number("PIPELINE_PENDING_ALERT_SECONDS", minimum=1)),
+        recover_on_start=recover_on_start,
+        host_name=str(host_name),
         errors=tuple(errors),
         warnings=tuple(warnings),
         unknown_keys=unknown,

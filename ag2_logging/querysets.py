@@ -48,6 +48,20 @@ class SessionQuerySet(models.QuerySet["Session"]):
         # Listed rather than excluding "running": served by the (status, started_at) index.
         return self.filter(status__in=[s for s in self.model.Status.values if s != self.model.Status.RUNNING])
 
+    def pipeline_failed(self) -> SessionQuerySet:
+        """Sessions the pipeline gave up on (``pipeline_failed_at``): not in the reports."""
+        return self.filter(pipeline_failed_at__isnull=False)
+
+    def not_in_reports(self, older_than_seconds: float, *, now: dt.datetime | None = None) -> SessionQuerySet:
+        """Finished sessions that ended more than ``older_than_seconds`` ago and are not yet both
+        ingested and rolled up (the reports do not include them), failed ones included."""
+        cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(seconds=older_than_seconds)
+        return (
+            self.finished()
+            .filter(Q(ingested_at__isnull=True) | Q(summarized_at__isnull=True))
+            .filter(Q(ended_at__lt=cutoff) | Q(ended_at__isnull=True, started_at__lt=cutoff))
+        )
+
     def ingested(self) -> SessionQuerySet:
         """Sessions whose journal has reached the database (at least once)."""
         return self.filter(ingested_at__isnull=False)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import socket
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,9 +34,10 @@ from ag2_logging.conf import conf
 from ag2_logging.ingest import ingest_journal
 from ag2_logging.journal import read_journal
 from ag2_logging.models import Session
+from ag2_logging.pipeline.chain import ChainResult, mark_failed, process_session
+from ag2_logging.pipeline.store import JournalUnavailable
 
 logger = logging.getLogger("ag2_logging.recovery")
-HOST = socket.gethostname()
 
 
 @dataclass
@@ -49,6 +49,10 @@ class RecoveryResult:
     sanitized: int = 0
     summarized: int = 0
     failures: list[str] = field(default_factory=list)
+    #: Sessions whose journal is on another host that has not published it yet.
+    waiting: list[str] = field(default_factory=list)
+    #: Journals in the journal directory with no readable session header.
+    unreadable: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +63,8 @@ class RecoveryResult:
             "sanitized": self.sanitized,
             "summarized": self.summarized,
             "failures": self.failures,
+            "waiting_for_host": self.waiting,
+            "unreadable_journals": self.unreadable,
         }
 
 
@@ -77,7 +83,7 @@ def pid_alive(pid: int | None) -> bool:
 def _writer_gone(
     host: str, pid: int | None, last_seen: dt.datetime | None, stale_before: dt.datetime
 ) -> bool:
-    if host == HOST and pid and not pid_alive(pid):
+    if host == conf.resolved.host_name and pid and not pid_alive(pid):
         return True
     return last_seen is None or last_seen < stale_before
 
@@ -102,65 +108,51 @@ def _journal_header(path: Path) -> dict[str, Any] | None:
     return None
 
 
-def recover_sessions(*, stale_after: float | None = None, now: dt.datetime | None = None) -> RecoveryResult:
+def recover_sessions(
+    *, stale_after: float | None = None, now: dt.datetime | None = None, local: bool = False
+) -> RecoveryResult:
+    """Finish what crashes and outages left behind (see the module docstring).
+
+    ``local``: only this host's sessions and journals (``ag2_logging_recover --local``, and the
+    recovery a process runs when its first session opens): crashed writers' journals are
+    sanitized, published and ingested here. Without it, sessions of any host whose journal was
+    published are taken too.
+    """
     settings = conf.resolved
     now = now or dt.datetime.now(dt.UTC)
     stale_before = now - dt.timedelta(
         seconds=stale_after if stale_after is not None else settings.recovery_after_seconds
     )
     result = RecoveryResult()
+    scope = Session.objects.filter(host=settings.host_name) if local else Session.objects.all()
 
     # 1. running sessions whose process is gone or silent
-    for session in Session.objects.filter(status=Session.Status.RUNNING):
+    for session in scope.filter(status=Session.Status.RUNNING):
         last_seen = session.last_heartbeat_at or session.started_at
-        if not _writer_gone(session.host, session.pid, last_seen, stale_before):
-            continue
-        _recover_one(session, result, interrupted=True)
+        if _writer_gone(session.host, session.pid, last_seen, stale_before):
+            _recover_one(session, result, interrupted=True)
 
-    # 2. finished but never ingested
-    for session in Session.objects.exclude(status=Session.Status.RUNNING).filter(ingested_at__isnull=True):
+    # 2. finished but never ingested (the broker was down, the worker could not read the journal)
+    for session in scope.exclude(status=Session.Status.RUNNING).filter(ingested_at__isnull=True):
         _recover_one(session, result, interrupted=False)
 
-    # 3. journals without a row, 4. unattributed journals. A journal whose rows are past
-    # RETENTION_DAYS was pruned on purpose: ingesting it again would resurrect the session and
-    # count it twice in the rollups.
-    journal_dir = settings.journal_dir
-    rows_cutoff = now - dt.timedelta(days=settings.retention_days) if settings.retention_days else None
-    if journal_dir.exists():
-        known = {str(i) for i in Session.objects.values_list("id", flat=True)}
-        for path in sorted(journal_dir.glob("*/*.jsonl")):
-            if path.parent.name == "unattributed":
-                mtime = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
-                if rows_cutoff is not None and mtime < rows_cutoff:
-                    continue
-                _ingest_file(path, result, unfinished=None, orphan=False)
-                result.unattributed_files += 1
-                continue
-            if path.stem in known or _past_retention(path.parent.name, rows_cutoff):
-                continue
-            header = _journal_header(path)
-            if header is None:
-                continue
-            mtime = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
-            if not _writer_gone(header.get("host") or "", header.get("pid"), mtime, stale_before):
-                continue
-            _ingest_file(path, result, unfinished=Session.Status.INTERRUPTED, orphan=True)
+    _recover_files(settings, now, stale_before, result)
 
-    # 5. the thorough redaction pass for finished sessions that never had it (broker down)
-    for session_id in (
-        Session.objects.exclude(status=Session.Status.RUNNING)
-        .filter(sanitized_at__isnull=True, ingested_at__isnull=False)
-        .values_list("id", flat=True)
+    # 5. the thorough redaction pass for ingested sessions that never had it, where the journal is
+    for session in scope.exclude(status=Session.Status.RUNNING).filter(
+        sanitized_at__isnull=True, ingested_at__isnull=False
     ):
+        if not session.journal_path or not Path(session.journal_path).is_file():
+            continue
         try:
-            sanitize.sanitize_session(session_id)
+            sanitize.sanitize_session(session.pk)
             result.sanitized += 1
         except Exception:
-            logger.exception("ag2_logging could not sanitize session %s", session_id)
-            result.failures.append(str(session_id))
+            logger.exception("ag2_logging could not sanitize session %s", session.pk)
+            result.failures.append(str(session.pk))
 
     # 6. roll up what is finished and ingested
-    pending = Session.objects.exclude(status=Session.Status.RUNNING).filter(
+    pending = scope.exclude(status=Session.Status.RUNNING).filter(
         Q(ingested_at__isnull=False) & Q(summarized_at__isnull=True)
     )
     for session_id in pending.values_list("id", flat=True):
@@ -172,24 +164,96 @@ def recover_sessions(*, stale_after: float | None = None, now: dt.datetime | Non
     return result
 
 
-def _recover_one(session: Session, result: RecoveryResult, *, interrupted: bool) -> None:
-    path = Path(session.journal_path) if session.journal_path else None
-    if path is None or not path.exists():
-        if interrupted:
-            Session.objects.filter(pk=session.pk, status=Session.Status.RUNNING).update(
-                status=Session.Status.INTERRUPTED,
-                ended_at=session.last_heartbeat_at or session.started_at,
-                error="interrupted; journal missing",
-            )
-            result.interrupted.append(str(session.pk))
-        logger.error("ag2_logging: journal of session %s is missing (%s)", session.pk, path)
-        result.failures.append(str(session.pk))
+def _recover_files(
+    settings: Any, now: dt.datetime, stale_before: dt.datetime, result: RecoveryResult
+) -> None:
+    """3. journals with no Session row, 4. unattributed journals (this host's journal directory).
+
+    A journal whose rows are past RETENTION_DAYS was pruned on purpose: ingesting it again would
+    resurrect the session and count it twice in the rollups."""
+    journal_dir = settings.journal_dir
+    if not journal_dir.exists():
         return
-    ingested = _ingest_file(
-        path, result, unfinished=Session.Status.INTERRUPTED if interrupted else None, orphan=False
-    )
-    if ingested:
-        (result.interrupted if interrupted else result.ingested).append(str(session.pk))
+    rows_cutoff = now - dt.timedelta(days=settings.retention_days) if settings.retention_days else None
+    known = {str(i) for i in Session.objects.values_list("id", flat=True)}
+    for path in sorted(journal_dir.glob("*/*.jsonl")):
+        if path.parent.name == "unattributed":
+            mtime = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+            if rows_cutoff is not None and mtime < rows_cutoff:
+                continue
+            _ingest_file(path, result, unfinished=None, orphan=False)
+            result.unattributed_files += 1
+            continue
+        if path.stem in known or _past_retention(path.parent.name, rows_cutoff):
+            continue
+        header = _journal_header(path)
+        if header is None:
+            result.unreadable.append(str(path))
+            continue
+        mtime = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+        if not _writer_gone(header.get("host") or "", header.get("pid"), mtime, stale_before):
+            continue
+        # Sanitize before the rows exist, then ingest (which creates the Session row), then the
+        # rest of the chain (publish, rollups).
+        try:
+            sanitize.sanitize_journal(path)
+        except OSError:
+            logger.exception("ag2_logging could not sanitize orphan journal %s", path)
+        if _ingest_file(path, result, unfinished=Session.Status.INTERRUPTED, orphan=True):
+            _run_chain(uuid.UUID(path.stem) if _is_uuid(path.stem) else None, result, interrupted=True)
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _recover_one(session: Session, result: RecoveryResult, *, interrupted: bool) -> None:
+    outcome = _run_chain(session.pk, result, interrupted=interrupted)
+    if outcome is None or "ingest" not in outcome.ran:
+        return
+    (result.interrupted if interrupted else result.ingested).append(str(session.pk))
+
+
+def _run_chain(
+    session_id: uuid.UUID | None, result: RecoveryResult, *, interrupted: bool
+) -> ChainResult | None:
+    if session_id is None:
+        return None
+    try:
+        return process_session(
+            session_id, unfinished_status=Session.Status.INTERRUPTED if interrupted else None
+        )
+    except JournalUnavailable as exc:
+        _journal_unavailable(session_id, str(exc), result, interrupted=interrupted)
+    except Exception:
+        logger.exception("ag2_logging could not recover session %s", session_id)
+        result.failures.append(str(session_id))
+    return None
+
+
+def _journal_unavailable(
+    session_id: uuid.UUID, reason: str, result: RecoveryResult, *, interrupted: bool
+) -> None:
+    """Neither the journal nor a published copy can be read here. On its own host the journal is
+    gone for good: the session is marked failed with the reason, its totals kept. Elsewhere its
+    host may still publish it (``ag2_logging_recover --local`` there): it waits, visibly."""
+    session = Session.objects.get(pk=session_id)
+    here = not session.host or session.host == conf.resolved.host_name
+    if interrupted and session.status == Session.Status.RUNNING:
+        Session.objects.filter(pk=session_id, status=Session.Status.RUNNING).update(
+            status=Session.Status.INTERRUPTED, ended_at=session.last_heartbeat_at or session.started_at
+        )
+        result.interrupted.append(str(session_id))
+    if here:
+        mark_failed(session_id, reason)
+        result.failures.append(str(session_id))
+    else:
+        result.waiting.append(str(session_id))
+    logger.error("ag2_logging: %s", reason)
 
 
 def _ingest_file(path: Path, result: RecoveryResult, *, unfinished: str | None, orphan: bool) -> bool:

@@ -272,6 +272,8 @@ class SanitizeResult:
     rows_updated: int = 0
     journal_rewritten: bool = False
     bad_lines: list[int] = field(default_factory=list)
+    #: The journal is not on this host: nothing was read, and the session is not marked.
+    journal_missing: bool = False
 
     @property
     def removed(self) -> dict[str, int]:
@@ -287,6 +289,7 @@ class SanitizeResult:
             "rows_updated": self.rows_updated,
             "journal_rewritten": self.journal_rewritten,
             "bad_lines": self.bad_lines,
+            "journal_missing": self.journal_missing,
         }
 
 
@@ -325,8 +328,16 @@ def _update_rows(changed: dict[str, dict[str, Any]]) -> int:
     return updated
 
 
-def sanitize_session(session_id: uuid.UUID | str) -> SanitizeResult | None:
-    """The ``ag2_logging.sanitize_log`` task's body: journal, runtime-log lines, rows, counts."""
+def sanitize_session(
+    session_id: uuid.UUID | str, *, runtime_log: bool | None = None
+) -> SanitizeResult | None:
+    """The sanitize step: the journal, the runtime-log lines, the rows, the counts.
+
+    ``runtime_log``: also clean this session's lines of the runtime log (default: only when
+    this host wrote the session; another host's log is not ours to touch). ``sanitized_at``
+    is set only when the journal was read here (or the session has none): a host that cannot
+    see the journal marks nothing, and returns the result with ``journal_missing``.
+    """
     from django.db import transaction
 
     from ag2_logging.conf import conf
@@ -337,7 +348,10 @@ def sanitize_session(session_id: uuid.UUID | str) -> SanitizeResult | None:
         logger.error("ag2_logging: cannot sanitize unknown session %s", session_id)
         return None
     result = SanitizeResult(session_id=str(session.pk), journal_path=session.journal_path)
-    result.runtime_log = sanitize_runtime_log(conf.resolved.log_file, str(session.pk))
+    if runtime_log is None:
+        runtime_log = not session.host or session.host == conf.resolved.host_name
+    if runtime_log:
+        result.runtime_log = sanitize_runtime_log(conf.resolved.log_file, str(session.pk))
     fields: dict[str, str] = {}
     for name in ("error", "chat_id", "workflow_name", "enterprise_id"):
         value = getattr(session, name)
@@ -358,7 +372,12 @@ def sanitize_session(session_id: uuid.UUID | str) -> SanitizeResult | None:
             )
             recorded, changed = journal.recorded, journal.changed
         else:
-            logger.warning("ag2_logging: journal %s of session %s is missing", path, session.pk)
+            result.journal_missing = True
+            logger.warning(
+                "ag2_logging: journal %s of session %s is not on this host; not marked sanitized",
+                path,
+                session.pk,
+            )
     with transaction.atomic():
         session = Session.objects.select_for_update().get(pk=session.pk)
         result.rows_updated = _update_rows(changed)
@@ -368,7 +387,8 @@ def sanitize_session(session_id: uuid.UUID | str) -> SanitizeResult | None:
         # (a crashed process) the row's counts are the base.
         base = recorded if recorded is not None else dict(session.redactions or {})
         session.redactions = merge_counts(base, result.removed)
-        session.sanitized_at = datetime.now(UTC)
+        if not result.journal_missing:
+            session.sanitized_at = datetime.now(UTC)
         session.save()
     if result.removed:
         logger.info("ag2_logging sanitize pass removed %s from session %s", result.removed, session.pk)

@@ -24,6 +24,7 @@ from typing import Any
 from ag2_logging import price_overrides, runtime_log, signals
 from ag2_logging.conf import conf
 from ag2_logging.context import bindings, current_session
+from ag2_logging.pipeline import handoff
 from ag2_logging.recorder import SessionRecorder, UnattributedRecorder
 from ag2_logging.redaction import redact_text
 from ag2_logging.serialize import dumps
@@ -39,7 +40,7 @@ _unattributed: UnattributedRecorder | None = None
 _unattributed_lock = threading.Lock()
 
 #: Counters for what the app could not do (exposed for health checks and tests).
-stats: dict[str, int] = {"db_failures": 0, "enqueue_failures": 0, "hook_failures": 0, "unattributed_calls": 0}
+stats: dict[str, int] = {"db_failures": 0, "hook_failures": 0, "unattributed_calls": 0}
 
 
 def _db_executor() -> ThreadPoolExecutor:
@@ -80,6 +81,7 @@ def _heartbeat_loop() -> None:
 
 def _ensure_heartbeat() -> None:
     global _heartbeat
+    handoff.ensure_started()
     if _heartbeat is not None and _heartbeat.is_alive():
         return
     with _heartbeat_lock:
@@ -127,7 +129,10 @@ def _wait(future: Future[None]) -> None:
 
 
 def flush(timeout: float = DB_WAIT_SECONDS) -> None:
-    """Wait until every pending Session write (and eager ingest) has run."""
+    """Wait until every pending Session write has run, and the inline pipeline has finished what
+    is due (sanitize, ingest and rollups of ended sessions; retries scheduled later excepted)."""
+    submit_db(lambda: None).result(timeout=timeout)
+    handoff.wait_idle(timeout)
     submit_db(lambda: None).result(timeout=timeout)
 
 
@@ -167,6 +172,8 @@ def _persist_end(header: dict[str, Any], end: dict[str, Any]) -> None:
         "dropped_events": totals["dropped_events"],
         "redactions": totals["redactions"],
         **{key: totals[key] for key in SESSION_TOTALS},
+        # What this process counted, kept beside the totals ingest recomputes from the rows.
+        "recorded_totals": {key: value for key, value in totals.items() if key != "redactions"},
     }
     session_id = uuid.UUID(header["session_id"])
     Session.objects.update_or_create(
@@ -184,33 +191,8 @@ def _persist_end(header: dict[str, Any], end: dict[str, Any]) -> None:
             "journal_path": header["journal_path"],
         },
     )
-    if conf.ingest_on_session_end:
-        # Sanitize first, so rows never hold, even briefly, what the thorough pass removes.
-        transaction.on_commit(lambda: (enqueue_sanitize(session_id), enqueue_ingest(session_id)))
-
-
-def enqueue(task: Any, *args: Any) -> bool:
-    """Send a task to the configured queue; a broker failure is counted and logged, never raised."""
-    try:
-        task.apply_async(args=tuple(str(a) for a in args), queue=conf.celery_queue)
-    except Exception:
-        # The journal is on disk and the Session row says where: recovery picks it up later.
-        stats["enqueue_failures"] += 1
-        logger.exception("ag2_logging could not enqueue %s%r", getattr(task, "name", task), args)
-        return False
-    return True
-
-
-def enqueue_sanitize(session_id: uuid.UUID | str) -> bool:
-    from ag2_logging import tasks
-
-    return enqueue(tasks.sanitize_log, session_id)
-
-
-def enqueue_ingest(session_id: uuid.UUID | str) -> bool:
-    from ag2_logging import tasks
-
-    return enqueue(tasks.ingest_session, session_id)
+    # One chain for the session (sanitize -> publish -> ingest -> summarize), once the row is in.
+    transaction.on_commit(lambda: handoff.session_ended(session_id))
 
 
 def _json(obj: Any) -> str:

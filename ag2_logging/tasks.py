@@ -1,41 +1,94 @@
-"""Celery tasks: thin, idempotent wrappers; the logic lives in plain functions elsewhere."""
+"""Celery tasks: thin, idempotent wrappers; the logic lives in plain functions elsewhere.
+
+``ag2_logging.process_session`` is the one chain a session end sends (sanitize -> publish ->
+ingest -> summarize, see ``ag2_logging.pipeline.chain``). The single-step tasks remain for
+messages queued by earlier releases and for manual use.
+"""
 
 from __future__ import annotations
 
+import logging
+import uuid
 from typing import Any
 
 from celery import shared_task
-from django.db import DatabaseError, InterfaceError, OperationalError
 
-from ag2_logging import ingest
+from ag2_logging.conf import conf
+from ag2_logging.pipeline.handoff import TRANSIENT
+from ag2_logging.pipeline.store import JournalUnavailable
 
-TRANSIENT = (OperationalError, InterfaceError, DatabaseError, ConnectionError, TimeoutError)
+logger = logging.getLogger("ag2_logging.tasks")
+
+
+_warned_enqueue = False
+
+
+def enqueue(task: Any, *args: Any) -> bool:
+    """Send ``task`` to ``CELERY_QUEUE``; a broker failure is counted and logged once, never raised."""
+    global _warned_enqueue
+    try:
+        task.apply_async(args=tuple(str(a) for a in args), queue=conf.celery_queue)
+    except Exception as exc:
+        # The journal is on disk and the Session row says where: the caller runs the chain
+        # inline instead, and recovery picks up whatever is left.
+        if not _warned_enqueue:
+            _warned_enqueue = True
+            logger.warning(
+                "ag2_logging could not send %s to Celery (%s: %s); running it in this process instead. "
+                "Check the broker, or set AG2_LOGGING['PIPELINE'] = 'inline' (manage.py ag2_logging_doctor).",
+                getattr(task, "name", task),
+                type(exc).__name__,
+                exc,
+            )
+        return False
+    return True
+
+
+@shared_task(bind=True, name="ag2_logging.process_session", acks_late=True, max_retries=None)
+def process_session(self: Any, session_id: str, unfinished_status: str | None = None) -> dict[str, Any]:
+    """What is left of one session's chain: sanitize -> publish -> ingest -> summarize.
+
+    Retries (with backoff) while the journal cannot be read here nor from ``JOURNAL_STORAGE``,
+    or the database is unavailable; after ``PIPELINE_MAX_RETRIES`` the session is marked failed
+    (``Session.pipeline_failed_at``) with the reason: never a silent success.
+    """
+    from ag2_logging.pipeline import chain
+
+    try:
+        result = chain.process_session(session_id, unfinished_status=unfinished_status)
+    except (JournalUnavailable, *TRANSIENT) as exc:
+        attempt = self.request.retries + 1
+        if self.request.is_eager or attempt > conf.resolved.pipeline_max_retries:
+            chain.mark_failed(session_id, f"{exc} (after {attempt} attempt(s))")
+            return {"session_id": session_id, "failed": str(exc)}
+        raise self.retry(exc=exc, countdown=chain.retry_delay(attempt)) from exc
+    if result.skipped.startswith("leased") and not self.request.is_eager:
+        # Another chain of this session is running; if its holder dies, the lease expires.
+        raise self.retry(countdown=chain.LEASE_SECONDS // 4)
+    return result.as_dict()
 
 
 @shared_task(
     name="ag2_logging.ingest_session",
-    autoretry_for=TRANSIENT,
+    autoretry_for=(*TRANSIENT, JournalUnavailable),
     retry_backoff=True,
     retry_backoff_max=300,
     max_retries=10,
     acks_late=True,
 )
 def ingest_session(session_id: str) -> dict[str, Any] | None:
-    """Journal of one session -> LLMCall / AgentEvent / ToolCall rows and session totals."""
-    result = ingest.ingest_session(session_id)
-    if result is None:
-        return None
-    if result.finished:
-        from ag2_logging.sessions import enqueue
+    """Ingest one session's journal again (the local file or its published copy), then roll it up."""
+    from ag2_logging import rollups
+    from ag2_logging.models import Session
+    from ag2_logging.pipeline import chain
 
-        enqueue(summarize_session, session_id)
-    return {
-        "session_id": str(result.session_id),
-        "llm_calls": result.llm_calls,
-        "agent_events": result.agent_events,
-        "tool_calls": result.tool_calls,
-        "bad_lines": result.bad_lines,
-    }
+    session = Session.objects.filter(pk=uuid.UUID(str(session_id))).first()
+    if session is None:
+        return None
+    outcome = chain.ingest_step(session, force=True)
+    if outcome is not None and outcome["finished"]:
+        rollups.summarize_session(session.pk)
+    return outcome
 
 
 @shared_task(
@@ -80,11 +133,11 @@ def reprice(
 
 
 @shared_task(name="ag2_logging.recover_sessions", autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5)
-def recover_sessions() -> dict[str, Any]:
-    """Periodic: ingest what crashes and outages left behind (see ``manage.py ag2_logging_recover``)."""
+def recover_sessions(local: bool = False) -> dict[str, Any]:
+    """Periodic: finish what crashes and outages left behind (see ``manage.py ag2_logging_recover``)."""
     from ag2_logging.recovery import recover_sessions as recover
 
-    return recover().as_dict()
+    return recover(local=local).as_dict()
 
 
 @shared_task(
@@ -112,7 +165,8 @@ def apply_retention(dry_run: bool = False, batch_size: int = 1000) -> dict[str, 
 def sanitize_log(session_id: str) -> dict[str, Any] | None:
     """Second, thorough redaction pass over one session's journal, runtime-log lines and rows.
 
-    Idempotent; returns what it removed (counts by kind, never values).
+    Idempotent; returns what it removed (counts by kind, never values). Runs on the host that
+    wrote the journal (elsewhere it finds no journal and marks nothing).
     """
     from ag2_logging import sanitize
 

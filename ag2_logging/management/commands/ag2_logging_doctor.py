@@ -1,0 +1,112 @@
+"""manage.py ag2_logging_doctor: does the record reach the reports here? One line per check."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from ag2_logging.conf import conf
+
+Check = tuple[str, bool | None, str]  # (what, ok: True / False / None = not applicable, detail)
+
+
+def _mode() -> Check:
+    from ag2_logging.pipeline import modes
+
+    return "pipeline mode", True, modes.describe_mode()
+
+
+def _broker(timeout: float) -> Check:
+    from ag2_logging.pipeline import modes
+
+    if modes.effective_mode() != modes.CELERY:
+        return "broker reachable", None, "not used (inline)"
+    ok, detail = modes.broker_status(timeout=timeout)
+    return "broker reachable", ok, detail
+
+
+def _worker(timeout: float) -> Check:
+    from ag2_logging.pipeline import modes
+
+    app = modes.project_celery_app()
+    if modes.effective_mode() != modes.CELERY:
+        return "worker consuming the queue", None, "not used (inline)"
+    if app is not None and app.conf.get("task_always_eager"):
+        return "worker consuming the queue", None, "not used (task_always_eager)"
+    ok, detail = modes.worker_status(timeout=timeout)
+    return "worker consuming the queue", ok, detail
+
+
+def _journal_dir() -> Check:
+    from ag2_logging.checks import _writable_dir
+
+    path = conf.resolved.journal_dir
+    return "journal directory writable", _writable_dir(path), str(path)
+
+
+def _journal_storage() -> Check:
+    from ag2_logging.pipeline import store
+
+    if conf.resolved.journal_storage is None:
+        return "journal storage reachable", None, "not set: journals stay on each host's disk"
+    ok, detail = store.reachable()
+    return "journal storage reachable", ok, detail
+
+
+def _pending() -> Check:
+    from ag2_logging.models import Session
+
+    threshold = conf.resolved.pipeline_pending_alert_seconds
+    pending = Session.objects.not_in_reports(threshold)
+    failed = Session.objects.pipeline_failed().count()
+    count = pending.count()
+    detail = f"{count} finished session(s) older than {threshold:g}s not in the reports ({failed} failed)"
+    reasons = list(pending.exclude(pipeline_error="").values_list("pipeline_error", flat=True)[:3])
+    if reasons:
+        detail += "; e.g. " + " | ".join(r[:200] for r in reasons)
+    if count:
+        detail += ". Fix the cause, then run manage.py ag2_logging_recover (--local on the writing host)."
+    return "sessions in the reports", count == 0, detail
+
+
+class Command(BaseCommand):
+    help = (
+        "Check that recorded sessions reach the reports: pipeline mode, broker, a worker on the queue, "
+        "journal directory and storage, and finished sessions that are not in the reports. Exits 1 on a problem."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--timeout", type=float, default=2.0, help="Seconds to wait for the broker and workers."
+        )
+        parser.add_argument("--json", action="store_true", help="Print the checks as JSON.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        timeout = options["timeout"]
+        probes: list[Callable[[], Check]] = [
+            _mode,
+            lambda: _broker(timeout),
+            lambda: _worker(timeout),
+            _journal_dir,
+            _journal_storage,
+            _pending,
+        ]
+        checks = [probe() for probe in probes]
+        if options["json"]:
+            self.stdout.write(
+                json.dumps([{"check": c, "ok": ok, "detail": d} for c, ok, d in checks], indent=2)
+            )
+        else:
+            if not conf.resolved.enabled:
+                self.stdout.write(
+                    "AG2 logging is off (AG2_RUNTIME_LOGGING): nothing is recorded in this process."
+                )
+            for what, ok, detail in checks:
+                mark = {True: self.style.SUCCESS("ok  "), False: self.style.ERROR("FAIL"), None: "--  "}[ok]
+                self.stdout.write(f"{mark} {what}: {detail}")
+        failed = [what for what, ok, _ in checks if ok is False]
+        if failed:
+            raise CommandError("problems found: " + ", ".join(failed))

@@ -1,0 +1,212 @@
+"""Session end -> one chain, in the mode the deployment has.
+
+* ``inline``: the chain runs in the writing process on the app's own background thread
+  ("ag2_logging-pipeline"), never on the request thread or an event loop. A step that cannot
+  read its journal is retried on the same thread after ``chain.retry_delay`` seconds, up to
+  ``PIPELINE_MAX_RETRIES`` times, then the session is marked failed. At process exit the thread
+  gets ``PIPELINE_DRAIN_SECONDS`` to finish what is due; what is left (and retries scheduled
+  later) is picked up by recovery at the next start (``RECOVER_ON_START``) or by
+  ``manage.py ag2_logging_recover``.
+* ``celery``: the writer's thread runs the steps that need the writer's disk (sanitize, then
+  publish to ``JOURNAL_STORAGE``), then sends ``ag2_logging.process_session`` to
+  ``CELERY_QUEUE``; the worker runs the rest. With ``task_always_eager`` the whole chain runs
+  at once on the app's database thread, as Celery's eager mode means.
+"""
+
+from __future__ import annotations
+
+import atexit
+import heapq
+import itertools
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from django.db import DatabaseError, InterfaceError, OperationalError
+
+from ag2_logging.conf import conf
+from ag2_logging.pipeline import modes
+
+logger = logging.getLogger("ag2_logging.pipeline")
+
+#: Failures worth another attempt later (the database or the network came back).
+TRANSIENT = (OperationalError, InterfaceError, DatabaseError, ConnectionError, TimeoutError)
+
+#: Counters for health checks and tests (guarded by the runner's lock).
+stats: dict[str, int] = {"chains": 0, "retries": 0, "failures": 0, "enqueue_failures": 0}
+
+
+class _Runner:
+    """One daemon thread running jobs when they are due (a heap of (due, seq, job))."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._seq = itertools.count()
+        self._busy = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        with self._cond:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="ag2_logging-pipeline", daemon=True)
+                self._thread.start()
+
+    def submit(self, job: Callable[[], None], delay: float = 0.0) -> None:
+        self.start()
+        with self._cond:
+            heapq.heappush(self._heap, (time.monotonic() + delay, next(self._seq), job))
+            self._cond.notify_all()
+
+    def _next(self) -> Callable[[], None]:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                if self._heap and self._heap[0][0] <= now:
+                    self._busy = True
+                    return heapq.heappop(self._heap)[2]
+                self._busy = False
+                self._cond.notify_all()
+                self._cond.wait(None if not self._heap else self._heap[0][0] - now)
+
+    def _loop(self) -> None:
+        from django.db import close_old_connections
+
+        while True:
+            job = self._next()
+            close_old_connections()
+            try:
+                job()
+            except Exception:
+                logger.exception("ag2_logging pipeline job failed")
+            finally:
+                close_old_connections()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no job is running or due now (later retries do not count)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._busy or (self._heap and self._heap[0][0] <= time.monotonic()):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._thread is None or not self._thread.is_alive():
+                    return False
+                self._cond.wait(min(remaining, 0.05))
+        return True
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._heap) + int(self._busy)
+
+
+_runner = _Runner()
+_recovered_on_start = False
+
+
+def _after_fork_in_child() -> None:
+    global _runner, _recovered_on_start
+    _runner = _Runner()  # threads do not survive fork (Celery prefork, gunicorn)
+    _recovered_on_start = False
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def ensure_started() -> None:
+    """Start the pipeline thread (at the first session, so it exists before exit), and once per
+    process queue the recovery of this host's unfinished journals (``RECOVER_ON_START``)."""
+    global _recovered_on_start
+    _runner.start()
+    if not _recovered_on_start and conf.resolved.recover_on_start:
+        _recovered_on_start = True
+        _runner.submit(_recover_local, delay=1.0)
+
+
+def _recover_local() -> None:
+    from ag2_logging.recovery import recover_sessions
+
+    result = recover_sessions(local=True)
+    if any(result.as_dict()[key] for key in ("interrupted", "ingested", "orphan_journals")):
+        logger.info("ag2_logging recovered on start: %s", result.as_dict())
+
+
+def wait_idle(timeout: float = 60.0) -> bool:
+    """Wait for the inline pipeline to finish what is due (tests, scripts, shutdown)."""
+    return _runner.wait_idle(timeout)
+
+
+def _drain_at_exit() -> None:
+    budget = conf.resolved.pipeline_drain_seconds
+    if _runner.pending() and not _runner.wait_idle(budget):
+        logger.warning(
+            "ag2_logging: %d pipeline job(s) still pending after %.0fs at exit; recovery will finish them",
+            _runner.pending(),
+            budget,
+        )
+
+
+atexit.register(_drain_at_exit)
+
+
+# -- session end -----------------------------------------------------------------------------
+
+
+def session_ended(session_id: uuid.UUID | str) -> None:
+    """Start the session's chain (called on the database thread once its final row is saved)."""
+    if not conf.resolved.ingest_on_session_end:
+        return
+    if modes.effective_mode() == modes.CELERY:
+        app = modes.project_celery_app()
+        if app is not None and app.conf.get("task_always_eager"):
+            enqueue_chain(session_id)  # eager: the whole chain, here and now
+            return
+        _runner.submit(lambda: _local_then_enqueue(session_id))
+        return
+    _runner.submit(lambda: _inline(session_id, attempt=1))
+
+
+def _inline(session_id: uuid.UUID | str, attempt: int) -> None:
+    from ag2_logging.pipeline.chain import mark_failed, process_session, retry_delay
+    from ag2_logging.pipeline.store import JournalUnavailable
+
+    stats["chains"] += 1
+    try:
+        process_session(session_id)
+    except (JournalUnavailable, *TRANSIENT) as exc:
+        if attempt > conf.resolved.pipeline_max_retries:
+            stats["failures"] += 1
+            mark_failed(session_id, f"{exc} (after {attempt} attempts)")
+            return
+        stats["retries"] += 1
+        _runner.submit(lambda: _inline(session_id, attempt + 1), delay=retry_delay(attempt))
+
+
+def _local_then_enqueue(session_id: uuid.UUID | str) -> None:
+    from ag2_logging.pipeline.chain import process_session
+
+    try:
+        # The steps that need this host's disk; the worker does the rest (and these again, if
+        # this process dies before they are done and the worker shares the disk).
+        process_session(session_id, until="publish")
+    except Exception:
+        logger.exception("ag2_logging could not sanitize/publish session %s before enqueueing", session_id)
+    if not enqueue_chain(session_id):
+        # No broker: the record still reaches the reports, from this process.
+        _inline(session_id, attempt=1)
+
+
+def enqueue_chain(session_id: uuid.UUID | str) -> bool:
+    from ag2_logging import tasks
+
+    ok = tasks.enqueue(tasks.process_session, session_id)
+    if not ok:
+        stats["enqueue_failures"] += 1
+    return ok
+
+
+def describe() -> dict[str, Any]:
+    """The state of this process's pipeline (for the doctor)."""
+    return {"mode": modes.effective_mode(), "pending_jobs": _runner.pending(), **stats}
