@@ -13,7 +13,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from ag2_logging.checks import check_settings
+from ag2_logging.checks import check_pipeline, check_settings
 from ag2_logging.conf import DEFAULTS, conf, parse_switch
 
 REPO = Path(__file__).resolve().parent.parent
@@ -142,6 +142,51 @@ def test_E006_archive_storage_missing(env: pytest.MonkeyPatch, settings: Any) ->
     assert check_settings() == []
 
 
+def test_E007_journal_storage_missing(env: pytest.MonkeyPatch, settings: Any) -> None:
+    settings.AG2_LOGGING = {"JOURNAL_STORAGE": "shared-journals"}
+    messages = check_settings()
+    assert ids(messages) == ["ag2_logging.E007"]
+    assert "shared-journals" in messages[0].msg and messages[0].hint
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("inline", "inline"), ("celery", "celery"), ("auto", "celery")]
+)
+def test_I001_pipeline_mode_is_reported(
+    env: pytest.MonkeyPatch, settings: Any, value: str, expected: str
+) -> None:
+    # The suite's Celery app (tests/celery_app.py) has a broker and runs eagerly: auto picks celery.
+    settings.AG2_LOGGING = {"ENABLED": True, "PIPELINE": value}
+    messages = check_pipeline()
+    assert ids(messages) == ["ag2_logging.I001"]
+    assert messages[0].msg.startswith(f"AG2 logging pipeline: {expected} ")
+    assert messages[0].hint
+
+
+def test_I001_not_reported_when_logging_is_off(env: pytest.MonkeyPatch, settings: Any) -> None:
+    settings.AG2_LOGGING = {"ENABLED": False}
+    assert check_pipeline() == []
+
+
+def test_E005_bad_pipeline_mode(env: pytest.MonkeyPatch, settings: Any) -> None:
+    settings.AG2_LOGGING = {"PIPELINE": "sometimes"}
+    messages = check_settings()
+    assert ids(messages) == ["ag2_logging.E005"]
+    assert "PIPELINE" in messages[0].msg
+
+
+def test_W006_celery_broker_unreachable(env: pytest.MonkeyPatch, settings: Any) -> None:
+    import tests.celery_app
+
+    app_conf = tests.celery_app.app.conf
+    env.setitem(app_conf, "task_always_eager", False)
+    env.setitem(app_conf, "broker_url", "redis://127.0.0.1:1/0")
+    settings.AG2_LOGGING = {"ENABLED": True, "PIPELINE": "celery"}
+    messages = check_pipeline()
+    assert ids(messages) == ["ag2_logging.I001", "ag2_logging.W006"]
+    assert "cannot be reached" in messages[1].msg and "inline" in messages[1].hint
+
+
 def test_W001_legacy_switch(env: pytest.MonkeyPatch) -> None:
     env.setenv("AUTOGEN_RUNTIME_LOGGING", "file")
     messages = check_settings()
@@ -233,8 +278,23 @@ def test_manage_py_check_fails_with_the_documented_id(tmp_path: Path) -> None:
 
 def test_every_check_id_is_tested_and_documented() -> None:
     source = (REPO / "ag2_logging" / "checks.py").read_text() + (REPO / "ag2_logging" / "conf.py").read_text()
-    used = set(re.findall(r'"([EW]\d{3})"', source))
-    assert used == {"E001", "E002", "E003", "E004", "E005", "E006", "W001", "W002", "W003", "W004", "W005"}
+    used = set(re.findall(r'"([EWI]\d{3})"', source))
+    assert used == {
+        "E001",
+        "E002",
+        "E003",
+        "E004",
+        "E005",
+        "E006",
+        "E007",
+        "W001",
+        "W002",
+        "W003",
+        "W004",
+        "W005",
+        "W006",
+        "I001",
+    }
     tests = Path(__file__).read_text()
     readme = (REPO / "README.md").read_text()
     for check_id in used:

@@ -60,11 +60,14 @@ def _pending() -> Check:
     from ag2_logging.models import Session
 
     threshold = conf.resolved.pipeline_pending_alert_seconds
-    pending = Session.objects.not_in_reports(threshold)
+    stuck = Session.objects.not_in_reports(threshold) | Session.objects.pipeline_failed()
+    count = stuck.count()
     failed = Session.objects.pipeline_failed().count()
-    count = pending.count()
-    detail = f"{count} finished session(s) older than {threshold:g}s not in the reports ({failed} failed)"
-    reasons = list(pending.exclude(pipeline_error="").values_list("pipeline_error", flat=True)[:3])
+    detail = (
+        f"{count} finished session(s) not in the reports ({failed} failed, "
+        f"{count - failed} pending for more than {threshold:g}s)"
+    )
+    reasons = list(stuck.exclude(pipeline_error="").values_list("pipeline_error", flat=True)[:3])
     if reasons:
         detail += "; e.g. " + " | ".join(r[:200] for r in reasons)
     if count:

@@ -1,0 +1,246 @@
+"""The post-session chain: modes, order, leases, journal storage, failures that stay visible.
+
+Real classic AG2 chats against the fake LLM server; the chain runs as it does in production
+(inline on the app's own thread, or eagerly through Celery as in the rest of the suite).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from ag2_logging import ag2_logging_session, flush
+from ag2_logging.conf import conf
+from ag2_logging.models import DailyRollup, LLMCall, Session, ToolCall
+from ag2_logging.pipeline import chain, handoff, modes, store
+from ag2_logging.pipeline.store import JournalUnavailable
+from ag2_logging.recovery import recover_sessions
+from ag2_logging.testing import FakeLLMServer
+from tests.test_classic import assert_calls_match_served, make_agents
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TOOL_MESSAGE = '[[tool:add {"a": 2, "b": 3}]] [[marker:p]]'
+
+
+@pytest.fixture
+def inline(settings: Any) -> Any:
+    settings.AG2_LOGGING = {**settings.AG2_LOGGING, "PIPELINE": "inline"}
+    conf.reload()
+    return settings
+
+
+def run_chat(llm: FakeLLMServer, chat_id: str = "c-p") -> Session:
+    assistant, user = make_agents(llm)
+    with ag2_logging_session(chat_id, "wf", "acme") as recorder:
+        assert recorder is not None
+        user.initiate_chat(assistant, message=TOOL_MESSAGE, max_turns=2, silent=True)
+    return Session.objects.get(pk=recorder.session_id)
+
+
+def test_inline_mode_runs_the_whole_chain_off_the_caller_thread(llm: FakeLLMServer, inline: Any) -> None:
+    seen: list[str] = []
+    original = chain.ingest_step
+
+    def spy(session: Session, **kwargs: Any) -> Any:  # records where ingest runs; does the real work
+        seen.append(threading.current_thread().name)
+        return original(session, **kwargs)
+
+    chain.ingest_step = spy  # type: ignore[assignment]
+    try:
+        session = run_chat(llm)
+        flush()
+    finally:
+        chain.ingest_step = original  # type: ignore[assignment]
+    assert modes.effective_mode() == "inline"
+    assert seen == ["ag2_logging-pipeline"]
+    session.refresh_from_db()
+    assert session.sanitized_at is not None and session.ingested_at is not None
+    assert session.summarized_at is not None
+    assert session.sanitized_at <= session.ingested_at <= session.summarized_at  # one ordered chain
+    assert_calls_match_served(session, llm)
+    assert ToolCall.objects.filter(session=session).count() == 1
+    assert DailyRollup.objects.get().call_count == len(llm.successful())
+    assert session.recorded_totals is not None
+    assert session.recorded_totals["call_count"] == session.call_count
+    assert session.lease_owner == "" and session.lease_until is None
+
+
+def test_rerunning_the_chain_is_harmless(llm: FakeLLMServer, inline: Any) -> None:
+    session = run_chat(llm)
+    flush()
+    before = (LLMCall.objects.count(), DailyRollup.objects.get().call_count)
+    again = chain.process_session(session.pk)
+    assert again.ran == [] and again.skipped == ""
+    assert (LLMCall.objects.count(), DailyRollup.objects.get().call_count) == before
+
+
+def test_a_held_lease_keeps_a_second_chain_out(llm: FakeLLMServer, inline: Any) -> None:
+    session = run_chat(llm)
+    flush()
+    Session.objects.filter(pk=session.pk).update(ingested_at=None, summarized_at=None)
+    with chain.lease(session.pk) as owner:
+        assert owner is not None
+        result = chain.process_session(session.pk)
+        assert result.skipped == "leased by another chain" and result.ran == []
+    result = chain.process_session(session.pk)
+    assert result.ran == ["ingest", "summarize"]
+
+
+def test_missing_journal_is_a_visible_failure_not_a_success(llm: FakeLLMServer, inline: Any) -> None:
+    inline.AG2_LOGGING = {**inline.AG2_LOGGING, "PIPELINE_MAX_RETRIES": 0}
+    conf.reload()
+    assistant, user = make_agents(llm)
+    with ag2_logging_session("c-gone", "wf", "acme") as recorder:
+        assert recorder is not None
+        user.initiate_chat(assistant, message=TOOL_MESSAGE, max_turns=2, silent=True)
+        journal = Path(recorder.journal_path)
+    # The journal vanishes before the chain runs (another host's disk, a wiped volume).
+    journal.unlink()
+    flush()
+    session = Session.objects.get()
+    assert session.ingested_at is None and session.summarized_at is None
+    assert session.sanitized_at is None  # the sanitize pass never marks a journal it did not read
+    assert session.pipeline_failed_at is not None
+    assert "not on host" in session.pipeline_error and "JOURNAL_STORAGE" in session.pipeline_error
+    assert session.call_count == len(llm.successful())  # what the process counted stays
+    assert Session.objects.pipeline_failed().count() == 1
+    with pytest.raises(CommandError, match="sessions in the reports"):
+        call_command("ag2_logging_doctor", stdout=_Sink())
+    with pytest.raises(CommandError, match="could not be recovered"):
+        call_command("ag2_logging_recover", stdout=_Sink())
+
+
+def test_eager_celery_missing_journal_fails_visibly(llm: FakeLLMServer) -> None:
+    assert modes.effective_mode() == "celery"  # the suite's Celery app runs tasks eagerly
+    assistant, user = make_agents(llm)
+    with ag2_logging_session("c-gone2", "wf", "acme") as recorder:
+        assert recorder is not None
+        user.initiate_chat(assistant, message=TOOL_MESSAGE, max_turns=2, silent=True)
+        Path(recorder.journal_path).unlink()
+    session = Session.objects.get()
+    assert session.ingested_at is None and session.pipeline_failed_at is not None
+    assert "not on host" in session.pipeline_error
+
+
+def test_journal_published_to_storage_is_ingested_where_the_file_is_absent(
+    llm: FakeLLMServer, inline: Any, tmp_path: Path
+) -> None:
+    inline.STORAGES = {
+        **inline.STORAGES,
+        "journals": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "shared")},
+        },
+    }
+    inline.AG2_LOGGING = {**inline.AG2_LOGGING, "JOURNAL_STORAGE": "journals"}
+    conf.reload()
+    session = run_chat(llm)
+    flush()
+    session.refresh_from_db()
+    assert session.journal_published_at is not None
+    assert session.journal_published_at >= session.sanitized_at
+    published = tmp_path / "shared" / session.journal_storage_name
+    assert published.read_bytes() == Path(session.journal_path).read_bytes()
+    expected = sorted(LLMCall.objects.values_list("id", "cost", "total_tokens"))
+
+    # Another host: the local file is not there; ingest reads the published copy.
+    LLMCall.objects.all().delete()
+    Path(session.journal_path).unlink()
+    Session.objects.filter(pk=session.pk).update(ingested_at=None)
+    result = chain.process_session(session.pk)
+    assert result.ran == ["ingest"]
+    assert sorted(LLMCall.objects.values_list("id", "cost", "total_tokens")) == expected
+    session.refresh_from_db()
+    assert_calls_match_served(session, llm)
+
+
+def test_unreadable_published_copy_raises_a_retryable_error(inline: Any, tmp_path: Path) -> None:
+    inline.STORAGES = {
+        **inline.STORAGES,
+        "journals": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "shared")},
+        },
+    }
+    inline.AG2_LOGGING = {**inline.AG2_LOGGING, "JOURNAL_STORAGE": "journals"}
+    conf.reload()
+    with pytest.raises(JournalUnavailable, match="cannot be read"):
+        with store.local_copy("ag2_logging/journals/2026-01-01/nope.jsonl"):
+            pass
+    assert store.reachable()[0] is True
+
+
+def test_storage_reachability_reports_a_broken_backend(settings: Any, tmp_path: Path) -> None:
+    blocker = tmp_path / "file-not-dir"
+    blocker.write_text("x")
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "journals": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(blocker / "below")},
+        },
+    }
+    settings.AG2_LOGGING = {**settings.AG2_LOGGING, "JOURNAL_STORAGE": "journals"}
+    conf.reload()
+    ok, detail = store.reachable()
+    assert ok is False and detail
+
+
+def test_recovery_finishes_what_the_pipeline_left(llm: FakeLLMServer, inline: Any) -> None:
+    inline.AG2_LOGGING = {**inline.AG2_LOGGING, "INGEST_ON_SESSION_END": False}
+    conf.reload()
+    session = run_chat(llm)
+    flush()
+    session.refresh_from_db()
+    assert session.ingested_at is None
+    result = recover_sessions(local=True)
+    assert result.ingested == [str(session.pk)]
+    session.refresh_from_db()
+    assert session.sanitized_at is not None and session.summarized_at is not None
+    assert_calls_match_served(session, llm)
+
+
+def test_doctor_reports_an_inline_pipeline_as_healthy(inline: Any) -> None:
+    out = _Sink()
+    call_command("ag2_logging_doctor", stdout=out)
+    text = out.text()
+    assert "pipeline mode: inline" in text
+    assert "broker reachable: not used (inline)" in text
+    assert "0 finished session(s)" in text
+
+
+def test_pipeline_stats_count_retries_then_failure(llm: FakeLLMServer, inline: Any) -> None:
+    inline.AG2_LOGGING = {**inline.AG2_LOGGING, "PIPELINE_MAX_RETRIES": 1}
+    conf.reload()
+    before = dict(handoff.stats)
+    assistant, user = make_agents(llm)
+    with ag2_logging_session("c-r", "wf", "acme") as recorder:
+        assert recorder is not None
+        user.initiate_chat(assistant, message=TOOL_MESSAGE, max_turns=2, silent=True)
+        Path(recorder.journal_path).unlink()
+    flush()
+    assert handoff.stats["retries"] == before["retries"] + 1
+    session = Session.objects.get()
+    assert session.pipeline_failed_at is None  # the retry is scheduled, not yet spent
+    assert session.pipeline_attempts == 1
+    assert handoff._runner.wait_idle(0.1)  # the retry is not due yet
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def write(self, text: str, *args: Any, **kwargs: Any) -> None:
+        self.parts.append(text)
+
+    def flush(self) -> None:
+        pass
+
+    def text(self) -> str:
+        return "".join(self.parts)
