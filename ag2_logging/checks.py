@@ -102,33 +102,45 @@ def _storage_aliases(resolved: Any) -> list[CheckMessage]:
     return messages
 
 
-@register("ag2_logging")
-def check_pipeline(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """Which pipeline mode is in effect (info), and whether Celery's broker answers (warning)."""
+@register("ag2_logging", deploy=True)
+def check_pipeline_mode(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Which pipeline mode is in effect (``manage.py check --deploy``, and the doctor).
+
+    An info message, so it is a deploy check: printed on every ``runserver`` and ``migrate`` it
+    would read as a problem to whoever sees "System check identified some issues"."""
     from ag2_logging.pipeline import modes
 
     resolved = conf.resolved
     if not resolved.enabled or not resolved.ingest_on_session_end:
         return []
-    messages: list[CheckMessage] = [
+    return [
         Info(
             f"AG2 logging pipeline: {modes.describe_mode()}.",
             hint="Set AG2_LOGGING['PIPELINE'] to 'inline' or 'celery' to choose; see the README, Deployment.",
             id=PREFIX + "I001",
         )
     ]
-    if modes.effective_mode() == modes.CELERY:
-        ok, detail = modes.broker_status(timeout=1.0)
-        if not ok:
-            messages.append(
-                Warning(
-                    f"The AG2 logging pipeline runs on Celery but its broker cannot be reached ({detail}).",
-                    hint=(
-                        "Start the broker, fix CELERY_BROKER_URL, or set AG2_LOGGING['PIPELINE'] = 'inline'. "
-                        "Until then each session's chain runs in the writing process. "
-                        "manage.py ag2_logging_doctor checks the whole pipeline."
-                    ),
-                    id=PREFIX + "W006",
-                )
-            )
-    return messages
+
+
+@register("ag2_logging")
+def check_pipeline_broker(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Celery mode with a broker that does not answer (a 1-second connection attempt)."""
+    from ag2_logging.pipeline import modes
+
+    resolved = conf.resolved
+    if not resolved.enabled or not resolved.ingest_on_session_end or modes.effective_mode() != modes.CELERY:
+        return []
+    ok, detail = modes.broker_status(timeout=1.0)
+    if ok:
+        return []
+    return [
+        Warning(
+            f"The AG2 logging pipeline runs on Celery but its broker cannot be reached ({detail}).",
+            hint=(
+                "Start the broker, fix CELERY_BROKER_URL, or set AG2_LOGGING['PIPELINE'] = 'inline'. "
+                "Until then each session's chain runs in the writing process. "
+                "manage.py ag2_logging_doctor checks the whole pipeline."
+            ),
+            id=PREFIX + "W006",
+        )
+    ]

@@ -200,7 +200,10 @@ def _recover_files(
         except OSError:
             logger.exception("ag2_logging could not sanitize orphan journal %s", path)
         if _ingest_file(path, result, unfinished=Session.Status.INTERRUPTED, orphan=True):
-            _run_chain(uuid.UUID(path.stem) if _is_uuid(path.stem) else None, result, interrupted=True)
+            outcome = _run_chain(
+                uuid.UUID(path.stem) if _is_uuid(path.stem) else None, result, interrupted=True
+            )
+            result.summarized += outcome is not None and "summarize" in outcome.ran
 
 
 def _is_uuid(text: str) -> bool:
@@ -213,7 +216,11 @@ def _is_uuid(text: str) -> bool:
 
 def _recover_one(session: Session, result: RecoveryResult, *, interrupted: bool) -> None:
     outcome = _run_chain(session.pk, result, interrupted=interrupted)
-    if outcome is None or "ingest" not in outcome.ran:
+    if outcome is None:
+        return
+    result.sanitized += "sanitize" in outcome.ran
+    result.summarized += "summarize" in outcome.ran
+    if "ingest" not in outcome.ran:
         return
     (result.interrupted if interrupted else result.ingested).append(str(session.pk))
 

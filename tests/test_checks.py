@@ -13,7 +13,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from ag2_logging.checks import check_pipeline, check_settings
+from ag2_logging.checks import check_pipeline_broker, check_pipeline_mode, check_settings
 from ag2_logging.conf import DEFAULTS, conf, parse_switch
 
 REPO = Path(__file__).resolve().parent.parent
@@ -157,15 +157,27 @@ def test_I001_pipeline_mode_is_reported(
 ) -> None:
     # The suite's Celery app (tests/celery_app.py) has a broker and runs eagerly: auto picks celery.
     settings.AG2_LOGGING = {"ENABLED": True, "PIPELINE": value}
-    messages = check_pipeline()
+    messages = check_pipeline_mode()
     assert ids(messages) == ["ag2_logging.I001"]
     assert messages[0].msg.startswith(f"AG2 logging pipeline: {expected} ")
     assert messages[0].hint
 
 
+def test_I001_is_a_deploy_check(env: pytest.MonkeyPatch, settings: Any) -> None:
+    settings.AG2_LOGGING = {"ENABLED": True, "PIPELINE": "inline"}
+    from io import StringIO
+
+    quiet, deploy = StringIO(), StringIO()
+    call_command("check", stdout=quiet, stderr=quiet)
+    assert "I001" not in quiet.getvalue()
+    call_command("check", "--deploy", stdout=deploy, stderr=deploy)
+    assert "ag2_logging.I001" in deploy.getvalue() and "pipeline: inline" in deploy.getvalue()
+
+
 def test_I001_not_reported_when_logging_is_off(env: pytest.MonkeyPatch, settings: Any) -> None:
     settings.AG2_LOGGING = {"ENABLED": False}
-    assert check_pipeline() == []
+    assert check_pipeline_mode() == []
+    assert check_pipeline_broker() == []
 
 
 def test_E005_bad_pipeline_mode(env: pytest.MonkeyPatch, settings: Any) -> None:
@@ -182,9 +194,11 @@ def test_W006_celery_broker_unreachable(env: pytest.MonkeyPatch, settings: Any) 
     env.setitem(app_conf, "task_always_eager", False)
     env.setitem(app_conf, "broker_url", "redis://127.0.0.1:1/0")
     settings.AG2_LOGGING = {"ENABLED": True, "PIPELINE": "celery"}
-    messages = check_pipeline()
-    assert ids(messages) == ["ag2_logging.I001", "ag2_logging.W006"]
-    assert "cannot be reached" in messages[1].msg and "inline" in messages[1].hint
+    messages = check_pipeline_broker()
+    assert ids(messages) == ["ag2_logging.W006"]
+    assert "cannot be reached" in messages[0].msg and "inline" in messages[0].hint
+    env.setitem(app_conf, "task_always_eager", True)  # eager: no broker is used
+    assert check_pipeline_broker() == []
 
 
 def test_W001_legacy_switch(env: pytest.MonkeyPatch) -> None:

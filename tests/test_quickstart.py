@@ -252,7 +252,9 @@ def test_quick_start_records_a_classic_chat_without_celery(
 
 def test_check_and_doctor_say_the_pipeline_runs_inline(project: tuple[Path, dict[str, str]]) -> None:
     base, env = project
-    check = run(base, env, "manage.py", "check")
+    plain = run(base, env, "manage.py", "check")
+    assert "System check identified no issues" in plain.stdout, plain.stdout + plain.stderr
+    check = run(base, env, "manage.py", "check", "--deploy")
     output = check.stdout + check.stderr
     (line,) = [line for line in output.splitlines() if "ag2_logging.I001" in line]
     assert "inline" in line, output

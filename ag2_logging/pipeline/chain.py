@@ -162,7 +162,7 @@ def ingest_step(
     if session.ingested_at is not None and not force:
         return None
     with readable_journal(session) as path:
-        result = ingest_journal(path, unfinished_status=unfinished_status, **_expect(session.pk))
+        result = ingest_journal(path, unfinished_status=unfinished_status, expected_session_id=session.pk)
     return {
         "llm_calls": result.llm_calls,
         "agent_events": result.agent_events,
@@ -170,15 +170,6 @@ def ingest_step(
         "bad_lines": len(result.bad_lines),
         "finished": result.finished,
     }
-
-
-def _expect(session_id: uuid.UUID) -> dict[str, Any]:  # TEMPORARY until ingest takes it
-    import inspect
-
-    from ag2_logging.ingest import ingest_journal
-
-    params = inspect.signature(ingest_journal).parameters
-    return {"expected_session_id": session_id} if "expected_session_id" in params else {}
 
 
 def summarize_step(session: Session) -> bool:
@@ -221,9 +212,7 @@ def process_session(
 def _run_steps(
     key: uuid.UUID, until: str, unfinished_status: str | None, result: ChainResult, owner: str
 ) -> None:
-    from ag2_logging import ingest
-
-    JournalRefused = getattr(ingest, "JournalRefused", ValueError)  # TEMPORARY
+    from ag2_logging.ingest import JournalRefused
 
     for step in STEPS[: STEPS.index(until) + 1]:
         session = _fresh(key)

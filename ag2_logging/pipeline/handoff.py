@@ -30,6 +30,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 
 from ag2_logging.conf import conf
 from ag2_logging.pipeline import modes
+from ag2_logging.pipeline.db import prefer_immediate_transactions
 
 logger = logging.getLogger("ag2_logging.pipeline")
 
@@ -80,17 +81,19 @@ class _Runner:
             job = self._next()
             close_old_connections()
             try:
+                prefer_immediate_transactions()
                 job()
             except Exception:
                 logger.exception("ag2_logging pipeline job failed")
             finally:
                 close_old_connections()
 
-    def wait_idle(self, timeout: float) -> bool:
-        """Wait until no job is running or due now (later retries do not count)."""
+    def wait_idle(self, timeout: float, *, horizon: float = 1.0) -> bool:
+        """Wait until no job is running or due within ``horizon`` seconds (retries scheduled
+        later do not count; ``horizon=timeout`` waits for everything that falls due in time)."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._busy or (self._heap and self._heap[0][0] <= time.monotonic()):
+            while self._busy or (self._heap and self._heap[0][0] <= time.monotonic() + horizon):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._thread is None or not self._thread.is_alive():
                     return False
@@ -140,7 +143,7 @@ def wait_idle(timeout: float = 60.0) -> bool:
 
 def _drain_at_exit() -> None:
     budget = conf.resolved.pipeline_drain_seconds
-    if _runner.pending() and not _runner.wait_idle(budget):
+    if _runner.pending() and not _runner.wait_idle(budget, horizon=budget):
         logger.warning(
             "ag2_logging: %d pipeline job(s) still pending after %.0fs at exit; recovery will finish them",
             _runner.pending(),
@@ -168,20 +171,47 @@ def session_ended(session_id: uuid.UUID | str) -> None:
     _runner.submit(lambda: _inline(session_id, attempt=1))
 
 
-def _inline(session_id: uuid.UUID | str, attempt: int) -> None:
-    from ag2_logging.pipeline.chain import mark_failed, process_session, retry_delay
+def _inline(session_id: uuid.UUID | str, attempt: int, busy_waits: int = 0) -> None:
+    from ag2_logging.pipeline.chain import mark_failed, process_session, record_attempt, retry_delay
     from ag2_logging.pipeline.store import JournalUnavailable
 
     stats["chains"] += 1
     try:
-        process_session(session_id)
+        result = process_session(session_id)
     except (JournalUnavailable, *TRANSIENT) as exc:
+        if _database_busy(exc) and busy_waits < BUSY_RETRIES:
+            # SQLite's single writer was taken by another process: take turns, soon.
+            _runner.submit(lambda: _inline(session_id, attempt, busy_waits + 1), delay=0.2)
+            return
+        if not isinstance(exc, JournalUnavailable):
+            _quietly(record_attempt, session_id, f"{type(exc).__name__}: {exc}")
         if attempt > conf.resolved.pipeline_max_retries:
             stats["failures"] += 1
-            mark_failed(session_id, f"{exc} (after {attempt} attempts)")
+            _quietly(mark_failed, session_id, f"{exc} (after {attempt} attempts)")
             return
         stats["retries"] += 1
         _runner.submit(lambda: _inline(session_id, attempt + 1), delay=retry_delay(attempt))
+        return
+    if result.skipped.startswith("leased") and attempt <= conf.resolved.pipeline_max_retries:
+        # Another chain (recovery in another process) holds it; look again later in case it died.
+        _runner.submit(lambda: _inline(session_id, attempt + 1), delay=LEASE_RECHECK_SECONDS)
+
+
+#: Quick retries of a chain that found SQLite's write lock taken ("database is locked").
+BUSY_RETRIES = 50
+#: When another chain holds a session's lease, look again this much later.
+LEASE_RECHECK_SECONDS = 30.0
+
+
+def _database_busy(exc: BaseException) -> bool:
+    return "database is locked" in str(exc) or "database table is locked" in str(exc)
+
+
+def _quietly(fn: Callable[..., None], *args: Any) -> None:
+    try:
+        fn(*args)
+    except Exception:  # the database is what failed: the next attempt or recovery records it
+        logger.exception("ag2_logging could not record a pipeline failure")
 
 
 def _local_then_enqueue(session_id: uuid.UUID | str) -> None:
