@@ -16,11 +16,20 @@ the database in batches of ``BATCH_SIZE`` without model instances:
 
 Values are converted to what Django itself would send (``get_db_prep_save``); JSON columns are
 serialized with orjson.
+
+One bad value never blocks a journal: ``ingest_rows`` removes what PostgreSQL refuses (NUL),
+cuts ids to their columns and turns out-of-range numbers into counted bad lines, the same way
+on every database; what it changed is counted in ``Session.ingest_issues``. A journal is refused
+(``JournalRefused``, nothing written) when its header names another session than its file name
+or the caller expects. After the file come the session's lines that the disk refused and the
+recorder spilled to the database (``SpilledEvent``), in ``seq`` order.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -33,8 +42,10 @@ from typing import Any
 import orjson
 from django.db import IntegrityError, connections, models, router, transaction
 
-from ag2_logging.journal import JournalLine, read_journal
-from ag2_logging.models import AgentEvent, LLMCall, Session, ToolCall
+from ag2_logging import ingest_rows as rows_mod
+from ag2_logging.ingest_rows import Issues, strip_nul
+from ag2_logging.journal import JournalLine, parse_line, read_journal
+from ag2_logging.models import AgentEvent, LLMCall, Session, SpilledEvent, ToolCall
 
 logger = logging.getLogger("ag2_logging.ingest")
 
@@ -42,6 +53,15 @@ logger = logging.getLogger("ag2_logging.ingest")
 BATCH_SIZE = 5_000
 #: Rows per chunk of a PostgreSQL COPY stream.
 COPY_CHUNK_ROWS = 200
+
+
+class JournalRefused(ValueError):
+    """The journal names another session than the one it is ingested as; nothing was written.
+
+    A journal never writes into a session other than the one its file name (or the caller's
+    ``expected_session_id``) and its header both name: a file ``<new-uuid>.jsonl`` whose header
+    names an existing session must not add its calls, cost or status to that session.
+    """
 
 
 @dataclass
@@ -53,111 +73,41 @@ class IngestResult:
     tool_calls: int = 0
     bad_lines: list[int] = field(default_factory=list)
     finished: bool = False
+    #: What ingest changed or refused, by kind (see ``ISSUE_KINDS``); zero counts left out.
+    issues: dict[str, int] = field(default_factory=dict)
+    #: Lines read from the database (spilled there when the disk refused them).
+    spilled_lines: int = 0
 
 
-def _dt(value: Any) -> datetime | None:
-    if not value:
-        return None
-    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _dec(value: Any) -> Decimal | None:
-    if value is None:
-        return None
-    parsed = Decimal(str(value))
-    if not parsed.is_finite():
-        raise ValueError(f"not a finite amount: {value!r}")
-    return parsed
-
-
-def _float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def _session_fields(header: dict[str, Any]) -> dict[str, Any]:
-    parent = header.get("parent_id")
-    return {
-        "chat_id": header.get("chat_id") or "",
-        "workflow_name": header.get("workflow_name") or "",
-        "enterprise_id": header.get("enterprise_id") or "",
-        "parent_id": uuid.UUID(parent) if parent else None,
-        "started_at": _dt(header.get("started_at")) or datetime.now(UTC),
-        "host": header.get("host") or "",
-        "pid": header.get("pid"),
-        "journal_path": header.get("journal_path") or "",
+#: The kinds of ``Session.ingest_issues`` that ingest owns (recomputed at each ingest).
+ISSUE_KINDS = frozenset(
+    {
+        "nul_removed",  # NUL characters removed from a string or key (PostgreSQL refuses them)
+        "id_cut",  # an id or name longer than its column, cut with CUT_MARKER
+        "out_of_range",  # a line with a number no column can hold (skipped, in bad_lines)
+        "bad_value",  # a header or closing-line value that could not be read (a default kept)
+        "id_collision",  # an event id already taken by a row of another session (not written)
+        "bom_removed",  # the file began with a byte order mark
+        "header_not_first",  # the session_start line was not the first line (torn or out of order)
+        "header_missing",  # no session_start line at all: the session comes from the file name
+        "parent_missing",  # the parent session named by the header has no row (link dropped)
     }
+)
 
-
-def _llm_call(event: dict[str, Any], session_id: uuid.UUID | None) -> dict[str, Any]:
-    return {
-        "id": uuid.UUID(event["id"]),
-        "session_id": session_id,
-        "seq": int(event.get("seq") or 0),
-        "invocation_id": str(event.get("invocation_id") or "")[:64],
-        "agent_name": str(event.get("agent_name") or "")[:255],
-        "provider": str(event.get("provider") or "")[:64],
-        "model": str(event.get("model") or "")[:255],
-        "response_id": str(event.get("response_id") or "")[:255],
-        "prompt_tokens": int(event.get("prompt_tokens") or 0),
-        "completion_tokens": int(event.get("completion_tokens") or 0),
-        "cached_tokens": int(event.get("cached_tokens") or 0),
-        "cache_write_tokens": int(event.get("cache_write_tokens") or 0),
-        "reasoning_tokens": int(event.get("reasoning_tokens") or 0),
-        "total_tokens": int(event.get("total_tokens") or 0),
-        "cost": _dec(event.get("cost")),
-        "price_status": event.get("price_status") or LLMCall.PriceStatus.UNKNOWN,
-        "ag2_cost": _dec(event.get("ag2_cost")),
-        "latency_ms": _float(event.get("latency_ms")),
-        "is_cached": bool(event.get("is_cached")),
-        "status": event.get("status") or LLMCall.Status.SUCCESS,
-        "error": str(event.get("error") or ""),
-        "attempt": int(event.get("attempt") or 1),
-        "retries": int(event.get("retries") or 0),
-        "started_at": _dt(event.get("started_at")),
-        "ended_at": _dt(event.get("ended_at") or event.get("ts")),
-        "request": event.get("request"),
-        "response": event.get("response"),
-    }
-
-
-def _agent_event(event: dict[str, Any], session_id: uuid.UUID | None) -> dict[str, Any]:
-    return {
-        "id": uuid.UUID(event["id"]),
-        "session_id": session_id,
-        "seq": int(event.get("seq") or 0),
-        "agent_name": str(event.get("agent_name") or "")[:255],
-        "name": str(event.get("name") or "")[:255],
-        "data": event.get("data"),
-        "error": str(event.get("error") or ""),
-        "duration_ms": _float(event.get("duration_ms")),
-        "created_at": _dt(event.get("ts")) or datetime.now(UTC),
-    }
-
-
-def _tool_call(event: dict[str, Any], session_id: uuid.UUID | None) -> dict[str, Any]:
-    summary = event.get("result_summary")
-    return {
-        "id": uuid.UUID(event["id"]),
-        "session_id": session_id,
-        "seq": int(event.get("seq") or 0),
-        "agent_name": str(event.get("agent_name") or "")[:255],
-        "name": str(event.get("name") or "")[:255],
-        "arguments": event.get("arguments"),
-        "result_summary": summary if isinstance(summary, str) else str(summary or ""),
-        "duration_ms": _float(event.get("duration_ms")),
-        "error": str(event.get("error") or ""),
-        "started_at": _dt(event.get("started_at")),
-        "ended_at": _dt(event.get("ended_at") or event.get("ts")),
-    }
-
+# Kept under their old names: benchmarks and tools build rows with them.
+_session_fields = rows_mod.session_fields
+_llm_call = rows_mod.llm_call
+_agent_event = rows_mod.agent_event
+_tool_call = rows_mod.tool_call
+_dt = rows_mod.dt
 
 RowModel = type[LLMCall] | type[AgentEvent] | type[ToolCall]
+Builder = Callable[[dict[str, Any], uuid.UUID | None, Issues], dict[str, Any]]
 
-_BUILDERS: dict[str, Callable[[dict[str, Any], uuid.UUID | None], dict[str, Any]]] = {
-    "llm_call": _llm_call,
-    "agent_event": _agent_event,
-    "tool_call": _tool_call,
+_BUILDERS: dict[str, Builder] = {
+    "llm_call": rows_mod.llm_call,
+    "agent_event": rows_mod.agent_event,
+    "tool_call": rows_mod.tool_call,
 }
 _MODELS: dict[str, RowModel] = {"llm_call": LLMCall, "agent_event": AgentEvent, "tool_call": ToolCall}
 
@@ -227,10 +177,13 @@ class _Table:
 class _Sink:
     """Takes rows one at a time and writes them in batches: ``bulk_create`` (any database)."""
 
-    def __init__(self, connection: Any) -> None:
+    def __init__(self, connection: Any, session_id: uuid.UUID | None) -> None:
         self.connection = connection
+        self.session_id = session_id
         self.tables = {kind: _Table(model, connection) for kind, model in _MODELS.items()}
         self.pending: dict[str, list[Any]] = {kind: [] for kind in _MODELS}
+        #: Rows not written because their id is a row of another session (``id_collision``).
+        self.collisions = 0
 
     def prepare(self, kind: str, row: dict[str, Any]) -> Any:
         return self.tables[kind].model(**row)
@@ -250,8 +203,14 @@ class _Sink:
         for kind in self.pending:
             self.flush(kind)
 
+    def pause(self) -> None:
+        """Before the ingest runs a query of its own on this connection (COPY holds it)."""
+
     def write(self, table: _Table, rows: list[Any]) -> None:
         table.model.objects.bulk_create(rows, batch_size=1_000, ignore_conflicts=True)
+        # bulk_create does not say which rows it skipped: ask (only databases other than
+        # PostgreSQL and SQLite come here).
+        self.collisions += _foreign_rows(table.model, [row.pk for row in rows], self.session_id)
 
 
 class _SQLiteSink(_Sink):
@@ -269,6 +228,13 @@ class _SQLiteSink(_Sink):
         )
         with self.connection.cursor() as cursor:
             cursor.executemany(sql, rows)
+            skipped = len(rows) - cursor.rowcount
+        if skipped > 0:
+            # Rows skipped as already there: this session's (a re-ingest, a repeated line) are
+            # expected; another session's are counted. Asked only when something was skipped.
+            at = table.attnames.index("id")
+            ids = [uuid.UUID(row[at]) if isinstance(row[at], str) else row[at] for row in rows]
+            self.collisions += _foreign_rows(table.model, ids, self.session_id)
 
 
 def _copy_text(value: str) -> bytes:
@@ -373,6 +339,12 @@ class _CopyStream:
         if self.staged:
             with self.sink.connection.cursor() as cursor:
                 cursor.execute(
+                    f"SELECT count(*) FROM {self.into} s JOIN {self.target} t ON t.id = s.id "
+                    "WHERE t.session_id IS DISTINCT FROM %s",
+                    [self.sink.session_id],
+                )
+                self.sink.collisions += cursor.fetchone()[0]
+                cursor.execute(
                     f"INSERT INTO {self.target} ({self.columns}) SELECT {self.columns} FROM {self.into} "
                     "ON CONFLICT DO NOTHING"
                 )
@@ -387,8 +359,8 @@ class _CopySink(_Sink):
     rows of the other kinds wait in memory, already encoded, until a stream of their own.
     """
 
-    def __init__(self, connection: Any, *, direct: bool) -> None:
-        super().__init__(connection)
+    def __init__(self, connection: Any, session_id: uuid.UUID | None, *, direct: bool) -> None:
+        super().__init__(connection, session_id)
         self.direct = direct
         self.encoders = {
             kind: list(
@@ -441,6 +413,9 @@ class _CopySink(_Sink):
         self._close_stream()
         super().close()
 
+    def pause(self) -> None:
+        self._close_stream()
+
     def write(self, table: _Table, rows: list[Any]) -> None:
         kind = next(k for k, t in self.tables.items() if t is table)
         for start in range(0, len(rows), BATCH_SIZE):
@@ -451,6 +426,18 @@ class _CopySink(_Sink):
                 self.direct = False
                 self.write(table, rows[start:])
                 return
+
+
+def _foreign_rows(model: RowModel, ids: list[uuid.UUID], session_id: uuid.UUID | None) -> int:
+    """How many of ``ids`` are rows of a session other than ``session_id``."""
+    found = 0
+    for start in range(0, len(ids), 500):  # under every backend's limit of query parameters
+        rows = model.objects.filter(pk__in=ids[start : start + 500])
+        other = (
+            rows.exclude(session__isnull=True) if session_id is None else rows.exclude(session_id=session_id)
+        )
+        found += other.count()
+    return found
 
 
 def _has_rows(session_id: uuid.UUID) -> bool:
@@ -477,12 +464,14 @@ def _sink(session_id: uuid.UUID | None) -> _Sink:
     if connection.vendor == "postgresql":
         _use_lz4(connection)
         try:
-            return _CopySink(connection, direct=session_id is not None and not _has_rows(session_id))
+            return _CopySink(
+                connection, session_id, direct=session_id is not None and not _has_rows(session_id)
+            )
         except TypeError:  # a field type added to the models that COPY encoding does not know yet
-            return _Sink(connection)
+            return _Sink(connection, session_id)
     if connection.vendor == "sqlite":
-        return _SQLiteSink(connection)
-    return _Sink(connection)
+        return _SQLiteSink(connection, session_id)
+    return _Sink(connection, session_id)
 
 
 def refresh_session_totals(session: Session) -> None:
@@ -491,93 +480,365 @@ def refresh_session_totals(session: Session) -> None:
         setattr(session, key, value if value is not None else (Decimal(0) if key == "total_cost" else 0))
 
 
-def _header(
-    path: Path | str, lines: Iterator[JournalLine]
-) -> tuple[dict[str, Any] | None, list[JournalLine]]:
-    """The session header (the journal's first ``session_start`` line) and the lines read to find it."""
+# -- reading: the file, then what was spilled to the database ------------------------------------------
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _find_header(path: Path, lines: Iterator[JournalLine], issues: Issues) -> tuple[Any, list[JournalLine]]:
+    """The session header (the ``session`` of the first ``session_start`` line, wherever it is)
+    and the lines read to find it; a header not on the first line is counted."""
     seen: list[JournalLine] = []
     for line in lines:
         seen.append(line)
         if line.event is not None:
             break
+    if seen and seen[0].bom:
+        issues["bom_removed"] += 1
     first = seen[-1].event if seen else None
     if first is not None and first["type"] == "session_start":
-        return first.get("session") or {}, seen
-    # Not where the recorder puts it: look further (journals written by other tools).
+        if len(seen) > 1:  # a torn or unreadable line before it
+            issues["header_not_first"] += 1
+        return _session_of(seen[-1], issues), seen
+    if not seen:
+        return None, seen
+    # Lines out of order (or written by another tool): look through the whole file.
     for line in read_journal(path):
         if line.event is not None and line.event["type"] == "session_start":
-            return line.event.get("session") or {}, seen
+            issues["header_not_first"] += 1
+            return _session_of(line, issues), seen
     return None, seen
 
 
-def ingest_journal(path: Path | str, *, unfinished_status: str | None = None) -> IngestResult:
-    """Ingest one journal file. ``unfinished_status`` (e.g. ``"interrupted"``) is given to a
-    session whose journal has no closing line; without it such a session keeps its status."""
-    result = IngestResult(path=str(path))
-    lines = read_journal(path)
-    header, seen = _header(path, lines)
-    session_id = uuid.UUID(header["session_id"]) if header and header.get("session_id") else None
-    result.session_id = session_id
+def _session_of(line: JournalLine, issues: Issues) -> Any:
+    header = line.event.get("session") if line.event is not None else None
+    return strip_nul(header, issues) if line.nul else header
+
+
+def _spilled_header(session_id: uuid.UUID) -> Any:
+    """The header among the lines spilled for ``session_id`` (the recorder writes ``type`` first)."""
+    text = (
+        SpilledEvent.objects.filter(session_id=session_id, line__startswith='{"type":"session_start"')
+        .order_by("seq", "id")
+        .values_list("line", flat=True)
+        .first()
+    )
+    line = parse_line(text.encode(), 0) if text else None
+    return _session_of(line, Issues()) if line is not None else None
+
+
+def _spilled_lines(
+    session_id: uuid.UUID, after: int, pks: list[int], pause: Callable[[], None]
+) -> Iterator[JournalLine]:
+    """The session's spilled lines in ``seq`` order, numbered after the file's last line."""
+    pause()  # a query cannot run on a connection while it streams a COPY
+    order = list(
+        SpilledEvent.objects.filter(session_id=session_id).order_by("seq", "id").values_list("id", flat=True)
+    )
+    for start in range(0, len(order), 500):
+        chunk = order[start : start + 500]
+        pause()  # a query cannot run on a connection while it streams a COPY
+        texts = dict(SpilledEvent.objects.filter(pk__in=chunk).values_list("id", "line"))
+        for offset, pk in enumerate(chunk, start=after + start + 1):
+            pks.append(pk)
+            line = parse_line(texts[pk].encode(), offset)
+            if line is not None:
+                yield line
+
+
+def _session_id(path: Path, header: Any, expected: uuid.UUID | None) -> uuid.UUID | None:
+    """The session a journal is ingested as; JournalRefused when its names disagree."""
+    named = None
+    if isinstance(header, dict) and header.get("session_id"):
+        named = _uuid(header["session_id"])
+        if named is None:
+            raise JournalRefused(f"{path}: its header names no valid session id ({header['session_id']!r})")
+    if expected is not None:
+        if named is not None and named != expected:
+            raise JournalRefused(f"{path}: its header names session {named}, expected {expected}")
+        return expected
+    stem = _uuid(path.stem)
+    if named is not None and stem is not None and named != stem:
+        raise JournalRefused(f"{path}: its header names session {named}, its file name {stem}")
+    return named or stem
+
+
+def _same_file(recorded: str, path: Path) -> bool:
+    return recorded == str(path) or os.path.realpath(recorded) == os.path.realpath(path)
+
+
+# -- writing the session -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Read:
+    """What the pass over the lines found besides rows."""
+
     end: dict[str, Any] | None = None
-    last_ts: Any = None
+    first_at: datetime | None = None
+    last_at: datetime | None = None
+    lines: int = 0
+
+
+def _session_row(
+    session_id: uuid.UUID, header: Any, path: Path, expected: uuid.UUID | None, issues: Issues
+) -> tuple[Session, bool]:
+    """The session's row, locked (created from the header when missing)."""
+    fields = rows_mod.session_fields(header if isinstance(header, dict) else {}, issues)
+    if fields["parent_id"] is not None and not Session.objects.filter(pk=fields["parent_id"]).exists():
+        # A parent whose journal is not ingested yet (or was pruned): keep the child, drop the link.
+        issues["parent_missing"] += 1
+        fields["parent_id"] = None
+    session, created = Session.objects.select_for_update().get_or_create(id=session_id, defaults=fields)
+    if (
+        not created
+        and expected is None
+        and session.journal_path
+        and not _same_file(session.journal_path, path)
+    ):
+        raise JournalRefused(
+            f"{path}: session {session_id} was recorded in {session.journal_path}, not in this file"
+        )
+    return session, created
+
+
+def _read_rows(
+    lines: Iterator[JournalLine],
+    session_id: uuid.UUID | None,
+    sink: _Sink,
+    issues: Issues,
+    result: IngestResult,
+) -> _Read:
+    read = _Read()
     counts = dict.fromkeys(_BUILDERS, 0)
-    with transaction.atomic():
-        session = None
-        if header is not None and session_id is not None:
-            session, _ = Session.objects.select_for_update().get_or_create(
-                id=session_id, defaults=_session_fields(header)
-            )
-        sink = _sink(session_id)
-        for line in _chain(seen, lines):
-            event = line.event
-            if event is None:
-                result.bad_lines.append(line.lineno)
-                continue
-            kind = event["type"]
-            if kind == "session_start":
-                continue
-            if kind == "session_end":
-                end = event
-                continue
-            builder = _BUILDERS.get(kind)
+    for line in lines:
+        read.lines += 1
+        event = line.event
+        kind = event.get("type") if event is not None else None
+        if event is None or not isinstance(kind, str):
+            result.bad_lines.append(line.lineno)
+            continue
+        if kind == "session_start":
+            continue
+        if line.nul:
+            event = strip_nul(event, issues)
+        if kind == "session_end":
+            read.end = event
+            continue
+        builder = _BUILDERS.get(kind)
+        try:
             if builder is None:
-                result.bad_lines.append(line.lineno)
-                continue
-            last_ts = event.get("ts")
-            try:
-                row = builder(event, session_id)
-            except (KeyError, ValueError, TypeError, ArithmeticError):
-                result.bad_lines.append(int(event.get("seq") or 0))
-                continue
-            counts[kind] += 1
-            sink.add(kind, row)
+                raise KeyError(kind)
+            row = builder(event, session_id, issues)
+        except rows_mod.OutOfRange:
+            issues["out_of_range"] += 1
+            result.bad_lines.append(line.lineno)
+            continue
+        except (KeyError, ValueError, TypeError, AttributeError, ArithmeticError):
+            result.bad_lines.append(line.lineno)
+            continue
+        counts[kind] += 1
+        at = row.get("ended_at") or row.get("created_at")
+        read.first_at = read.first_at or at
+        read.last_at = at or read.last_at
+        sink.add(kind, row)
+    result.llm_calls, result.agent_events, result.tool_calls = (
+        counts["llm_call"],
+        counts["agent_event"],
+        counts["tool_call"],
+    )
+    return read
+
+
+def _safe_count(value: Any, issues: Issues) -> int:
+    try:
+        return rows_mod._count(value)
+    except (ValueError, TypeError, ArithmeticError):
+        issues["bad_value"] += 1
+        return 0
+
+
+def _apply_end(session: Session, end: dict[str, Any], read: _Read, issues: Issues) -> dict[str, Any]:
+    """The closing line's status, end time and error; returns its totals (``{}`` if unreadable)."""
+    status = end.get("status") or Session.Status.COMPLETED
+    if status not in Session.Status.values:
+        issues["bad_value"] += 1
+        status = Session.Status.COMPLETED
+    session.status = status
+    try:
+        session.ended_at = rows_mod.dt(end.get("ended_at") or end.get("ts")) or read.last_at
+    except (ValueError, TypeError):
+        issues["bad_value"] += 1
+        session.ended_at = read.last_at
+    session.error = str(end.get("error") or "")
+    totals = end.get("totals")
+    if not isinstance(totals, dict):
+        return {}
+    redactions = totals.get("redactions") or {}
+    if isinstance(redactions, dict) and all(isinstance(v, int) for v in redactions.values()):
+        session.redactions = redactions
+    else:
+        issues["bad_value"] += 1
+    return totals
+
+
+#: Totals the process counted that the rows must add up to (else the session is incomplete).
+_COMPARED = (
+    "call_count",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "total_tokens",
+    "total_cost",
+)
+
+
+def _differs(recorded: Any, session: Session) -> bool:
+    """True when the rows do not add up to what the process counted (``recorded_totals``)."""
+    if not isinstance(recorded, dict):
+        return False
+    for key in _COMPARED:
+        if key not in recorded:
+            continue
+        try:
+            counted = Decimal(str(recorded[key]))
+        except ArithmeticError:
+            return True
+        held = Decimal(getattr(session, key))
+        # Costs: each row is rounded to the column's 10 places, the process's sum was not.
+        slack = Decimal(session.call_count + 1).scaleb(-10) if key == "total_cost" else 0
+        if abs(counted - held) > slack:
+            return True
+    return False
+
+
+def _complete_session(
+    session: Session, read: _Read, result: IngestResult, issues: Issues, unfinished_status: str | None
+) -> None:
+    """Status, totals, counts and ``incomplete`` of the session after its rows are written."""
+    end_totals: dict[str, Any] = {}
+    if read.end is not None:
+        end_totals = _apply_end(session, read.end, read, issues)
+    elif unfinished_status and session.status == Session.Status.RUNNING:
+        session.status = unfinished_status
+        session.ended_at = session.ended_at or read.last_at
+    # What the process counted: written at session end, else its closing line's figures.
+    stored = session.recorded_totals if isinstance(session.recorded_totals, dict) else None
+    recorded = stored if stored is not None else {k: v for k, v in end_totals.items() if k != "redactions"}
+    # Counts never shrink at a re-ingest: spilled lines are deleted once ingested.
+    session.dropped_events = max(
+        session.dropped_events,
+        _safe_count(end_totals.get("dropped_events"), issues),
+        _safe_count(stored.get("dropped_events"), issues) if stored is not None else 0,
+    )
+    session.spilled_events = max(
+        session.spilled_events, result.spilled_lines, _safe_count(end_totals.get("spilled_events"), issues)
+    )
+    refresh_session_totals(session)
+    session.incomplete = bool(session.dropped_events) or _differs(recorded, session)
+    session.bad_journal_lines = len(result.bad_lines)
+    issues["id_collision"] = issues.get("id_collision", 0)
+    result.issues = {k: v for k, v in sorted(issues.items()) if v}
+    kept = session.ingest_issues if isinstance(session.ingest_issues, dict) else {}
+    session.ingest_issues = {k: v for k, v in kept.items() if k not in ISSUE_KINDS} | result.issues
+    session.ingested_at = datetime.now(UTC)
+    session.save()
+
+
+def ingest_journal(
+    path: Path | str,
+    *,
+    unfinished_status: str | None = None,
+    expected_session_id: uuid.UUID | None = None,
+) -> IngestResult:
+    """Ingest one journal file, then the lines of its session that went to the database.
+
+    ``unfinished_status`` (e.g. ``"interrupted"``) is given to a session whose journal has no
+    closing line; without it such a session keeps its status. ``expected_session_id`` is the
+    session the caller ingests (a downloaded copy of a published journal lives under another
+    name): a journal naming another session raises ``JournalRefused`` and writes nothing.
+    """
+    path = Path(path)
+    result = IngestResult(path=str(path))
+    issues: Issues = Issues()
+    exists = path.exists()
+    lines = read_journal(path) if exists else iter(())
+    header, seen = _find_header(path, lines, issues)
+    session_id = _session_id(path, header, expected_session_id)
+    if session_id is not None and header is None:
+        header = _spilled_header(session_id)
+        _session_id(path, header, session_id)
+        if header is None:
+            issues["header_missing"] += 1
+    # Asked once, before any COPY holds the connection: almost always there is nothing.
+    spilled_any = session_id is not None and SpilledEvent.objects.filter(session_id=session_id).exists()
+    if not exists and not spilled_any:
+        raise FileNotFoundError(f"journal {path} does not exist and nothing of it was spilled")
+    result.session_id = session_id
+    spilled: list[int] = []
+    with transaction.atomic():
+        session, created = (
+            _session_row(session_id, header, path, expected_session_id, issues)
+            if session_id is not None
+            else (None, False)
+        )
+        sink = _sink(session_id)
+        spilled_from = session_id if spilled_any else None
+        read = _read_rows(
+            _all_lines(seen, lines, spilled_from, spilled, sink.pause), session_id, sink, issues, result
+        )
         sink.close()
-        result.finished = end is not None
-        result.llm_calls = counts["llm_call"]
-        result.agent_events = counts["agent_event"]
-        result.tool_calls = counts["tool_call"]
-        if session is not None:
-            if end is not None:
-                session.status = end.get("status") or Session.Status.COMPLETED
-                session.ended_at = _dt(end.get("ended_at") or end.get("ts"))
-                session.error = str(end.get("error") or "")
-                end_totals = end.get("totals") or {}
-                session.dropped_events = int(end_totals.get("dropped_events") or 0)
-                session.redactions = end_totals.get("redactions") or {}
-            elif unfinished_status and session.status == Session.Status.RUNNING:
-                session.status = unfinished_status
-                session.ended_at = session.ended_at or _dt(last_ts)
-            refresh_session_totals(session)
-            session.bad_journal_lines = len(result.bad_lines)
-            session.ingested_at = datetime.now(UTC)
-            session.save()
-    if result.bad_lines:
+        issues["id_collision"] += sink.collisions
+        result.spilled_lines = len(spilled)
+        result.finished = read.end is not None
+        if session is None:
+            result.issues = {k: v for k, v in sorted(issues.items()) if v}
+        else:
+            if created and header is None and read.first_at is not None:
+                session.started_at = read.first_at
+            _complete_session(session, read, result, issues, unfinished_status)
+            _delete_spilled(session, spilled)
+    if result.bad_lines or result.issues:
         logger.warning(
-            "ag2_logging skipped %d bad line(s) in %s: %s", len(result.bad_lines), path, result.bad_lines[:20]
+            "ag2_logging ingested %s with bad lines %s and issues %s",
+            path,
+            result.bad_lines[:20],
+            result.issues,
         )
     return result
 
 
-def _chain(first: list[JournalLine], rest: Iterator[JournalLine]) -> Iterator[JournalLine]:
-    yield from first
-    yield from rest
+def _delete_spilled(session: Session, spilled: list[int]) -> None:
+    """Once a session has ended, its spilled lines are all in its rows: delete them.
+
+    Kept while it runs (more may come). Not kept until retention: SpilledEvent has no foreign key,
+    so retention (which deletes by session) would never reach them, and they hold whole bodies.
+    A later re-ingest loses nothing: the rows stay, and the closing line's figures are kept on
+    the session row (``_complete_session`` never lowers them).
+    """
+    if not spilled or session.status == Session.Status.RUNNING:
+        return
+    for start in range(0, len(spilled), 500):
+        SpilledEvent.objects.filter(pk__in=spilled[start : start + 500]).delete()
+
+
+def _all_lines(
+    seen: list[JournalLine],
+    rest: Iterator[JournalLine],
+    session_id: uuid.UUID | None,
+    spilled: list[int],
+    pause: Callable[[], None],
+) -> Iterator[JournalLine]:
+    """The file's lines, then the session's spilled lines (their ids collected in ``spilled``)."""
+    last = 0
+    for line in itertools.chain(seen, rest):
+        last = line.lineno
+        yield line
+    if session_id is not None:
+        yield from _spilled_lines(session_id, last, spilled, pause)

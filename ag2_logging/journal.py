@@ -98,6 +98,33 @@ class JournalLine:
     lineno: int
     event: dict[str, Any] | None
     error: str = ""
+    #: The line holds ``\u0000`` somewhere (a NUL inside a string or a key, which PostgreSQL
+    #: refuses in text and jsonb). Checked on the raw bytes, so clean lines cost one scan.
+    nul: bool = False
+    #: The line began with a UTF-8 byte order mark (removed before parsing).
+    bom: bool = False
+
+
+_BOM = b"\xef\xbb\xbf"
+_NUL_ESCAPE = b"\\u0000"
+
+
+def parse_line(raw: bytes, lineno: int) -> JournalLine | None:
+    """One journal line (``None`` for a blank one); a line that is not an event comes with
+    ``event=None``. Used for the file and for lines spilled to the database alike."""
+    bom = raw.startswith(_BOM)
+    if bom:
+        # Editors and some Windows tools put one at the start of a file; it is not JSON.
+        raw = raw[3:]
+    if not raw or raw.isspace():
+        return None
+    try:
+        event = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return JournalLine(lineno, None, str(exc), bom=bom)
+    if not isinstance(event, dict) or "type" not in event:
+        return JournalLine(lineno, None, "not an event object", bom=bom)
+    return JournalLine(lineno, event, nul=_NUL_ESCAPE in raw, bom=bom)
 
 
 def read_journal(path: Path | str) -> Iterator[JournalLine]:
@@ -106,14 +133,6 @@ def read_journal(path: Path | str) -> Iterator[JournalLine]:
     # every few lines. orjson ignores the line's surrounding whitespace itself.
     with open(path, "rb", buffering=1 << 20) as fh:
         for lineno, raw in enumerate(fh, start=1):
-            if raw.isspace() or not raw:
-                continue
-            try:
-                event = orjson.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                yield JournalLine(lineno, None, str(exc))
-                continue
-            if not isinstance(event, dict) or "type" not in event:
-                yield JournalLine(lineno, None, "not an event object")
-                continue
-            yield JournalLine(lineno, event)
+            line = parse_line(raw, lineno)
+            if line is not None:
+                yield line
