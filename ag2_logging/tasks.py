@@ -14,7 +14,7 @@ from typing import Any
 from celery import shared_task
 
 from ag2_logging.conf import conf
-from ag2_logging.pipeline.handoff import TRANSIENT
+from ag2_logging.pipeline.db import TRANSIENT
 from ag2_logging.pipeline.store import JournalUnavailable
 
 logger = logging.getLogger("ag2_logging.tasks")

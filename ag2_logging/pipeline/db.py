@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from django.db import connections, router
+from django.db import DatabaseError, InterfaceError, OperationalError, connections, router
+
+#: Failures worth another attempt later (the database or the network came back).
+TRANSIENT = (OperationalError, InterfaceError, DatabaseError, ConnectionError, TimeoutError)
 
 
 def prefer_immediate_transactions() -> None:

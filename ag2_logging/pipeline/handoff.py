@@ -26,16 +26,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from django.db import DatabaseError, InterfaceError, OperationalError
-
 from ag2_logging.conf import conf
 from ag2_logging.pipeline import modes
-from ag2_logging.pipeline.db import prefer_immediate_transactions
+from ag2_logging.pipeline.db import TRANSIENT, prefer_immediate_transactions
 
 logger = logging.getLogger("ag2_logging.pipeline")
-
-#: Failures worth another attempt later (the database or the network came back).
-TRANSIENT = (OperationalError, InterfaceError, DatabaseError, ConnectionError, TimeoutError)
 
 #: Counters for health checks and tests (guarded by the runner's lock).
 stats: dict[str, int] = {"chains": 0, "retries": 0, "failures": 0, "enqueue_failures": 0}
