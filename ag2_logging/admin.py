@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.db.models import F, Q, QuerySet
 from django.http import HttpRequest
@@ -209,6 +209,52 @@ class UnpricedSessionFilter(admin.SimpleListFilter):
         return queryset
 
 
+class PipelineFilter(admin.SimpleListFilter):
+    """Sessions whose record has not reached the reports: failed, or pending past the alert time."""
+
+    title = _("in the reports")
+    parameter_name = "pipeline"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [
+            ("failed", _("no: the pipeline failed")),
+            ("pending", _("not yet (pending too long)")),
+            ("yes", _("yes")),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        from ag2_logging.conf import conf
+
+        if self.value() == "failed":
+            return queryset.filter(pipeline_failed_at__isnull=False)
+        if self.value() == "pending":
+            pending = Session.objects.not_in_reports(conf.resolved.pipeline_pending_alert_seconds)
+            return queryset.filter(pk__in=pending.filter(pipeline_failed_at__isnull=True).values("pk"))
+        if self.value() == "yes":
+            return queryset.filter(ingested_at__isnull=False, summarized_at__isnull=False)
+        return queryset
+
+
+def pipeline_banner(request: HttpRequest) -> str | None:
+    """The sentence the session list shows when finished sessions are missing from the reports."""
+    from ag2_logging.conf import conf
+
+    threshold = conf.resolved.pipeline_pending_alert_seconds
+    stuck = Session.objects.not_in_reports(threshold) | Session.objects.pipeline_failed()
+    count = stuck.count()
+    if not count:
+        return None
+    return str(
+        _(
+            "%(n)s finished session(s) are not in the cost reports (their pipeline failed, or is pending "
+            "for more than %(s)s s). Filter by \u201cin the reports\u201d to see why; fix the cause, then run "
+            "manage.py ag2_logging_recover (with --local on the host that wrote them). "
+            "manage.py ag2_logging_doctor checks the whole pipeline."
+        )
+        % {"n": count, "s": f"{threshold:g}"}
+    )
+
+
 class Ag2CostFilter(admin.SimpleListFilter):
     """Where AG2's own cost figure and ours disagree (cached tokens, unknown models, old tables)."""
 
@@ -316,6 +362,7 @@ class SessionAdmin(TimelineViewMixin, ReadOnlyAdmin):
         "status",
         ("started_at", DateRangeFilter),
         UnpricedSessionFilter,
+        PipelineFilter,
         "enterprise_id",
         "workflow_name",
         "source",
@@ -388,9 +435,14 @@ class SessionAdmin(TimelineViewMixin, ReadOnlyAdmin):
                     "host",
                     "pid",
                     "journal_path",
+                    "sanitized_at",
+                    "journal_published_at",
+                    "journal_storage_name",
                     "ingested_at",
                     "summarized_at",
-                    "sanitized_at",
+                    "pipeline_error",
+                    "pipeline_attempts",
+                    "pipeline_failed_at",
                     "bad_journal_lines",
                     "dropped_events",
                     "redactions",
@@ -403,6 +455,13 @@ class SessionAdmin(TimelineViewMixin, ReadOnlyAdmin):
 
     def get_urls(self) -> list[URLPattern]:
         return self.get_timeline_urls() + super().get_urls()
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        if request.method == "GET":
+            banner = pipeline_banner(request)
+            if banner:
+                self.message_user(request, banner, level=messages.WARNING)
+        return super().changelist_view(request, extra_context)
 
     @admin.display(description=_("cost"), ordering="total_cost")
     def cost_display(self, obj: Session) -> SafeString | str:
@@ -427,6 +486,12 @@ class SessionAdmin(TimelineViewMixin, ReadOnlyAdmin):
             )
         if obj.bad_journal_lines:
             problems.append(_("%(n)s journal line(s) could not be read") % {"n": obj.bad_journal_lines})
+        if obj.pipeline_failed_at is not None:
+            problems.append(_("not in the reports: %(why)s") % {"why": obj.pipeline_error})
+        elif obj.status != Session.Status.RUNNING and obj.ingested_at is None:
+            problems.append(
+                _("not in the reports yet") + (f": {obj.pipeline_error}" if obj.pipeline_error else "")
+            )
         if not problems:
             return format_html("{}", _("complete"))
         return format_html(

@@ -244,3 +244,37 @@ class _Sink:
 
     def text(self) -> str:
         return "".join(self.parts)
+
+
+def test_admin_shows_sessions_missing_from_the_reports(
+    llm: FakeLLMServer, inline: Any, admin_client: Any
+) -> None:
+    inline.AG2_LOGGING = {**inline.AG2_LOGGING, "PIPELINE_MAX_RETRIES": 0}
+    conf.reload()
+    ok = run_chat(llm, "c-ok")
+    flush()
+    assistant, user = make_agents(llm)
+    with ag2_logging_session("c-lost", "wf", "acme") as recorder:
+        assert recorder is not None
+        user.initiate_chat(assistant, message=TOOL_MESSAGE, max_turns=2, silent=True)
+        Path(recorder.journal_path).unlink()
+    flush()
+    lost = Session.objects.get(chat_id="c-lost")
+
+    page = admin_client.get("/admin/ag2_logging/session/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "1 finished session(s) are not in the cost reports" in text
+    assert "ag2_logging_recover" in text
+
+    failed = admin_client.get("/admin/ag2_logging/session/?pipeline=failed").content.decode()
+    assert "c-lost" in failed and "c-ok" not in failed
+    in_reports = admin_client.get("/admin/ag2_logging/session/?pipeline=yes").content.decode()
+    assert "c-ok" in in_reports and "c-lost" not in in_reports
+
+    detail = admin_client.get(f"/admin/ag2_logging/session/{lost.pk}/change/").content.decode()
+    assert "not in the reports" in detail and "not on host" in detail
+    assert (
+        "not in the reports"
+        not in admin_client.get(f"/admin/ag2_logging/session/{ok.pk}/change/").content.decode()
+    )
