@@ -92,3 +92,38 @@ LOGGING = {
     "handlers": {"null": {"class": "logging.NullHandler"}},
     "loggers": {"ag2_logging": {"handlers": ["null"], "level": "DEBUG", "propagate": True}},
 }
+
+# Multi-host tests (tests/test_multihost.py): each process of a "host" gets these from its
+# environment; unset, nothing changes. AG2_TEST_JOURNAL_STORAGE is "fs:<directory>" (a directory
+# both hosts see) or "s3:<endpoint url>|<bucket>" (an S3-compatible server on loopback).
+_journal_storage = env.str("AG2_TEST_JOURNAL_STORAGE", default="")
+if _journal_storage:
+    _kind, _, _where = _journal_storage.partition(":")
+    if _kind == "fs":
+        _backend: dict[str, object] = {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": _where},
+        }
+    else:
+        _endpoint, _, _bucket = _where.partition("|")
+        _backend = {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": _bucket,
+                "endpoint_url": _endpoint,
+                "access_key": "testing",
+                "secret_key": "testing",
+                "region_name": "us-east-1",
+                "addressing_style": "path",
+            },
+        }
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+        "ag2_journals": _backend,
+    }
+    AG2_LOGGING["JOURNAL_STORAGE"] = "ag2_journals"
+if env.str("AG2_TEST_PIPELINE_MAX_RETRIES", default=""):
+    AG2_LOGGING["PIPELINE_MAX_RETRIES"] = env.int("AG2_TEST_PIPELINE_MAX_RETRIES")
+if env.str("AG2_TEST_RECOVER_ON_START", default=""):
+    AG2_LOGGING["RECOVER_ON_START"] = env.bool("AG2_TEST_RECOVER_ON_START")

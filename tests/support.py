@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -51,23 +51,31 @@ def run_child(script: str, env: dict[str, str], *, timeout: float = 120) -> subp
 
 @contextmanager
 def celery_worker(
-    tmp_path: Path, *, concurrency: int = 4, loglevel: str = "WARNING"
+    tmp_path: Path,
+    *,
+    concurrency: int = 4,
+    loglevel: str = "WARNING",
+    prefix: Sequence[str] = (),
+    extra_env: Mapping[str, str] | None = None,
 ) -> Iterator[tuple[str, Path]]:
     """A real prefork worker on ``BROKER_URL``, on a queue of its own, against this test database.
 
     Yields the queue name and the worker's log file. The worker's sessions enqueue their own
-    ingest on the same queue (``AG2_TEST_CELERY_QUEUE``)."""
+    ingest on the same queue (``AG2_TEST_CELERY_QUEUE``). ``prefix`` is put before the command
+    (it must end by exec-ing it, so that the process group is the worker's: e.g. ``unshare``);
+    ``extra_env`` is added to the worker's environment."""
     queue = f"ag2-test-{uuid.uuid4().hex[:8]}"
     env = child_env(
         tmp_path,
         CELERY_BROKER_URL=BROKER_URL,
         CELERY_TASK_ALWAYS_EAGER="false",
         AG2_TEST_CELERY_QUEUE=queue,
+        **(extra_env or {}),
     )
     log_path = tmp_path / f"worker-{queue}.log"
     log = open(log_path, "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker", "--pool=prefork",
+        [*prefix, sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker", "--pool=prefork",
          f"--concurrency={concurrency}", "-Q", queue, "--without-gossip", "--without-mingle",
          "--without-heartbeat", "-l", loglevel],
         env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
