@@ -27,6 +27,29 @@ from ag2_logging.templatetags.ag2_reports import call_cost, format_money, ms
 
 EXPORT_CHANGE_LIST = "admin/ag2_logging/export_change_list.html"
 
+
+def incomplete_banner(session: Session) -> str:
+    """What the writing process counted beside what the record holds (``Session.incomplete``)."""
+    recorded = session.recorded_totals if isinstance(session.recorded_totals, dict) else {}
+    counted = ""
+    if "call_count" in recorded:
+        cost = recorded.get("total_cost")
+        counted = _("the process counted %(calls)s calls / %(cost)s, ") % {
+            "calls": recorded["call_count"],
+            "cost": format_money(Decimal(str(cost))) if cost is not None else "—",
+        }
+    text = _("incomplete: %(counted)sthe record holds %(calls)s calls / %(cost)s") % {
+        "counted": counted,
+        "calls": session.call_count,
+        "cost": format_money(session.total_cost),
+    }
+    if session.dropped_events:
+        text += "; " + _("%(n)s event(s) were lost (neither the disk nor the database took them)") % {
+            "n": session.dropped_events
+        }
+    return str(text)
+
+
 # ---------------------------------------------------------------------------------------------
 # Filters
 
@@ -363,6 +386,7 @@ class SessionAdmin(TimelineViewMixin, ReadOnlyAdmin):
         ("started_at", DateRangeFilter),
         UnpricedSessionFilter,
         PipelineFilter,
+        "incomplete",
         "enterprise_id",
         "workflow_name",
         "source",
@@ -455,6 +479,19 @@ class SessionAdmin(TimelineViewMixin, ReadOnlyAdmin):
 
     def get_urls(self) -> list[URLPattern]:
         return self.get_timeline_urls() + super().get_urls()
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> Any:
+        session = self.get_object(request, object_id)
+        if session is not None and session.incomplete:
+            # A banner, not a field: both figures are kept and neither may go unnoticed.
+            messages.warning(request, incomplete_banner(session))
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
         if request.method == "GET":

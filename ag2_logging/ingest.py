@@ -731,7 +731,7 @@ def _complete_session(
     # What the process counted: written at session end, else its closing line's figures.
     stored = session.recorded_totals if isinstance(session.recorded_totals, dict) else None
     recorded = stored if stored is not None else {k: v for k, v in end_totals.items() if k != "redactions"}
-    # Counts never shrink at a re-ingest: spilled lines are deleted once ingested.
+    # Counts never shrink at a re-ingest.
     session.dropped_events = max(
         session.dropped_events,
         _safe_count(end_totals.get("dropped_events"), issues),
@@ -802,8 +802,9 @@ def ingest_journal(
         else:
             if created and header is None and read.first_at is not None:
                 session.started_at = read.first_at
+            # Spilled lines are kept (until retention prunes the session): a re-ingest then reads
+            # exactly what the first one did, closing line and all.
             _complete_session(session, read, result, issues, unfinished_status)
-            _delete_spilled(session, spilled)
     if result.bad_lines or result.issues:
         logger.warning(
             "ag2_logging ingested %s with bad lines %s and issues %s",
@@ -812,20 +813,6 @@ def ingest_journal(
             result.issues,
         )
     return result
-
-
-def _delete_spilled(session: Session, spilled: list[int]) -> None:
-    """Once a session has ended, its spilled lines are all in its rows: delete them.
-
-    Kept while it runs (more may come). Not kept until retention: SpilledEvent has no foreign key,
-    so retention (which deletes by session) would never reach them, and they hold whole bodies.
-    A later re-ingest loses nothing: the rows stay, and the closing line's figures are kept on
-    the session row (``_complete_session`` never lowers them).
-    """
-    if not spilled or session.status == Session.Status.RUNNING:
-        return
-    for start in range(0, len(spilled), 500):
-        SpilledEvent.objects.filter(pk__in=spilled[start : start + 500]).delete()
 
 
 def _all_lines(

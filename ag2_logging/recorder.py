@@ -19,6 +19,8 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -37,6 +39,11 @@ logger = logging.getLogger("ag2_logging.recorder")
 
 HOST = socket.gethostname()
 ZERO = Decimal(0)
+
+#: Where a line the disk refused goes: ``(session_id, seq, line, on_fail) -> future``, or None
+#: when it cannot be taken (the line is dropped). ``spill.spill_line``, injected by the session
+#: scope so that this module imports neither the ORM nor ``sessions``.
+Spill = Callable[[uuid.UUID, int, bytes, Callable[[], None]], "Future[None] | None"]
 
 
 def utcnow() -> datetime:
@@ -63,6 +70,9 @@ class Totals:
     total_cost: Decimal = ZERO
     tool_calls: int = 0
     agent_events: int = 0
+    #: Events the journal refused that went to the database instead (``SpilledEvent``).
+    spilled_events: int = 0
+    #: Events neither the journal nor the database took.
     dropped_events: int = 0
     redactions: dict[str, int] = field(default_factory=dict)
 
@@ -80,6 +90,7 @@ class Totals:
             "total_cost": str(self.total_cost),
             "tool_calls": self.tool_calls,
             "agent_events": self.agent_events,
+            "spilled_events": self.spilled_events,
             "dropped_events": self.dropped_events,
             "redactions": dict(self.redactions),
         }
@@ -90,12 +101,14 @@ class BaseRecorder:
 
     session_id: uuid.UUID | None = None
 
-    def __init__(self, journal_path: Path, settings: Resolved) -> None:
+    def __init__(self, journal_path: Path, settings: Resolved, *, spill: Spill | None = None) -> None:
         self.settings = settings
         self.journal_path = journal_path
         self.totals = Totals()
         self._lock = threading.Lock()
         self._seq = 0
+        self._spill = spill
+        self._last_spill: Future[None] | None = None
         self._journal = JournalWriter(journal_path, fsync_each=settings.journal_fsync == "event")
 
     # -- bodies ---------------------------------------------------------------------------------
@@ -133,10 +146,33 @@ class BaseRecorder:
         """Write one serialized event, numbered; the caller holds ``self._lock``."""
         self._seq += 1
         # seq is assigned under the lock so that it matches the order of lines in the file.
-        ok = self._journal.write_line(b'%b,"seq":%d}\n' % (line[:-1], self._seq))
-        if not ok:
+        data = b'%b,"seq":%d}\n' % (line[:-1], self._seq)
+        return self._journal.write_line(data) or self._spill_line(data)
+
+    def _spill_line(self, data: bytes) -> bool:
+        """The disk refused ``data``: hand it to the database; the caller holds ``self._lock``."""
+        spill, session_id = self._spill, self.session_id
+        waiter = spill(session_id, self._seq, data, self._spill_failed) if spill and session_id else None
+        if waiter is None:
             self.totals.dropped_events += 1
-        return ok
+            return False
+        self._last_spill = waiter
+        self.totals.spilled_events += 1
+        return True
+
+    def _spill_failed(self) -> None:
+        """The database refused a spilled line too (called on the database thread)."""
+        with self._lock:
+            self.totals.spilled_events -= 1
+            self.totals.dropped_events += 1
+
+    def settle_spills(self) -> None:
+        """Wait for this recorder's spilled lines to be stored (or to fail), if there are any."""
+        last = self._last_spill
+        if last is not None:
+            from ag2_logging.spill import settle
+
+            settle(last)
 
     def record_llm_call(
         self,
@@ -342,6 +378,7 @@ class SessionRecorder(BaseRecorder):
         enterprise_id: str = "",
         parent_id: uuid.UUID | None = None,
         session_id: uuid.UUID | None = None,
+        spill: Spill | None = None,
     ) -> None:
         self.session_id = session_id or uuid.uuid4()
         self.chat_id = chat_id
@@ -355,7 +392,7 @@ class SessionRecorder(BaseRecorder):
         self.monotonic_start = time.monotonic()
         self._announced: set[int] = set()
         path = settings.journal_dir / self.started_at.strftime("%Y-%m-%d") / f"{self.session_id}.jsonl"
-        super().__init__(path, settings)
+        super().__init__(path, settings, spill=spill)
         self._write(
             {
                 "type": "session_start",
@@ -391,6 +428,9 @@ class SessionRecorder(BaseRecorder):
         self.status = status
         self.error = error
         self.ended_at = utcnow()
+        # Lines the disk refused are being stored by the database thread: their outcome (stored,
+        # or dropped) belongs in the closing line's totals and in what the session row is told.
+        self.settle_spills()
         self._write(
             {
                 "type": "session_end",
@@ -402,6 +442,7 @@ class SessionRecorder(BaseRecorder):
                 "totals": self.totals.as_dict(),
             }
         )
+        self.settle_spills()  # the closing line itself may have been spilled
         self.close_journal()
 
     def __repr__(self) -> str:

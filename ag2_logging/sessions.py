@@ -224,12 +224,15 @@ def open_session(
         parent_id = parent.session_id if parent is not None else None
     elif not isinstance(parent_id, uuid.UUID):
         parent_id = uuid.UUID(str(parent_id))
+    from ag2_logging.spill import spill_line
+
     recorder = SessionRecorder(
         settings=settings,
         chat_id=str(chat_id) if chat_id else uuid.uuid4().hex,
         workflow_name=str(workflow_name or ""),
         enterprise_id=str(enterprise_id or ""),
         parent_id=parent_id,
+        spill=spill_line,  # lines the disk refuses go to the database thread
     )
     header = recorder.header()
     if price_overrides.is_stale():

@@ -243,8 +243,12 @@ def test_worker_killed_in_the_middle_of_ingest(tmp_path: Path, settings: Any) ->
 
 
 def test_journal_disk_full_the_workflow_completes_and_the_session_shows_incomplete(
-    llm: FakeLLMServer, caplog: pytest.LogCaptureFixture
+    llm: FakeLLMServer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from ag2_logging import spill
+
+    # The database cannot take the refused lines either (tests/test_disk_full.py: when it can).
+    monkeypatch.setattr(spill, "MAX_PENDING_SPILLS", 0)
     assistant, user = make_agents(llm)
     with caplog.at_level("ERROR", logger="ag2_logging"):
         with ag2_logging_session("c-full", "wf", "acme") as recorder:

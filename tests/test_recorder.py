@@ -139,3 +139,43 @@ def test_a_secret_across_the_summary_limit_does_not_leave_its_head(tmp_path: Pat
     event = next(line.event for line in read_journal(recorder.journal_path) if line.event)
     assert secret[:8] not in event["result_summary"]
     assert recorder.totals.redactions.get("github_token") == 1
+
+
+def test_a_line_the_disk_refuses_goes_to_the_spill_with_its_seq(settings: Any) -> None:
+    """The recorder hands a refused line to the injected spill; when that refuses too, it is dropped."""
+    import os
+    from concurrent.futures import Future
+
+    taken: list[tuple[uuid.UUID, int, bytes]] = []
+    failures: list[Any] = []
+    accept = True
+
+    def spill(session_id: uuid.UUID, seq: int, data: bytes, on_fail: Any) -> Future[None] | None:
+        if not accept:
+            return None
+        taken.append((session_id, seq, data))
+        failures.append(on_fail)
+        done: Future[None] = Future()
+        done.set_result(None)
+        return done
+
+    conf.reload()
+    recorder = SessionRecorder(settings=conf.resolved, chat_id="c-spill", spill=spill)
+    journal = recorder._journal
+    assert journal._fd is not None
+    os.close(journal._fd)
+    journal._fd = os.open("/dev/full", os.O_WRONLY)  # every write: ENOSPC
+    recorder.record_agent_event(agent_name="a", name="one")
+    recorder.record_agent_event(agent_name="a", name="two")
+    assert [(sid, seq) for sid, seq, _ in taken] == [(recorder.session_id, 2), (recorder.session_id, 3)]
+    line = orjson.loads(taken[1][2])
+    assert (line["type"], line["name"], line["seq"]) == ("agent_event", "two", 3)
+    assert taken[1][2].endswith(b"}\n")
+    assert (recorder.totals.spilled_events, recorder.totals.dropped_events) == (2, 0)
+
+    failures[0]()  # the database refused the first one after all
+    assert (recorder.totals.spilled_events, recorder.totals.dropped_events) == (1, 1)
+    accept = False
+    recorder.finish("completed")
+    assert (recorder.totals.spilled_events, recorder.totals.dropped_events) == (1, 2)
+    assert recorder.journal_path.read_bytes().count(b"\n") == 1  # only the header reached the disk
