@@ -1,82 +1,24 @@
-"""Scrub secrets from what AG2 hands the app, before anything is written.
+"""The redaction tables: which key names are secret and which credential formats to find.
 
-Two rules, applied together by :func:`redact` at any depth of dicts, lists, tuples, pydantic
-models and dataclasses:
-
-* **by key name**: the value of a key such as ``api_key``, ``password``, ``Authorization``, or any
-  key ending in ``_key``, ``_token``, ``_secret``... is replaced whole (:func:`is_sensitive_key`;
-  the lists are :data:`SENSITIVE_KEYS`, :data:`SENSITIVE_SUFFIXES`, :data:`SENSITIVE_SUBSTRINGS`
-  and the exceptions :data:`NOT_SENSITIVE_KEYS`); a ``[name, value]`` pair (HTTP headers as a
-  list) counts as a key too;
-* **by pattern** inside every string (and every dict key): :data:`PATTERNS`, the one table of
-  credential formats, documented entry by entry below (LLM providers, cloud providers, source
-  hosting, chat and e-mail, payments, package registries, JWTs, ``Authorization``/``Cookie``
-  headers, passwords in URLs and connection strings, ``KEY=value`` lines, secret assignments
-  in code/JSON/YAML, PEM private key blocks). A string that holds a JSON object or array is
-  parsed and redacted as a structure, so ``'{"auth": "..."}'`` in a tool argument is caught.
-
-A redacted value becomes ``[REDACTED:<kind>]``: it says what was removed and keeps no part of it.
-Redaction is idempotent (a marker is never redacted again) and text without secrets comes back
-unchanged (the very same object).
-
-Speed. This runs on every LLM call. Each pattern has a *screen*: an RE2 expression that every
-match of the pattern also matches, in the raw text and in its JSON encoding alike (``\\t`` for a
-tab, ``\\"`` for a quote). All screens are compiled into one RE2 automaton (google-re2, a linear
-time DFA), so a clean 2 KB request costs one pass over its serialized JSON (~3 µs) plus a look at
-the few identifiers that resemble secret names (``max_tokens``...), which are checked against
-:func:`is_sensitive_key` (cached). Only when something is found is the structure walked and the
-Python patterns of the screens that hit are run. Without google-re2 the same screens run on
-Python's ``re`` (correct, about 30 times slower).
-
-:func:`redact` with ``thorough=True`` (the Celery sanitize pass and log import) skips the screens
-and runs every pattern on every string.
+Data only, plus the small checks some entries need: :data:`SENSITIVE_KEYS` and friends (key
+names, judged by :func:`is_sensitive_key`), and :data:`PATTERNS`, the one documented table of
+credential formats. Each :class:`Pattern` keeps its regular expression as source text and
+compiles it on first use (:attr:`Pattern.regex`), so importing this module compiles no pattern;
+the screens and the matching live in :mod:`ag2_logging.redaction.engine`.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any
-
-import orjson
-
-from ag2_logging.serialize import dumps as _dumps
-
-try:  # pragma: no branch - google-re2 is a dependency; the fallback keeps odd platforms working
-    import re2 as _re2
-
-    HAVE_RE2 = True
-except ImportError:  # pragma: no cover
-    _re2 = None
-    HAVE_RE2 = False
-
-__all__ = [
-    "MARKER",
-    "NOT_SENSITIVE_KEYS",
-    "PATTERNS",
-    "SENSITIVE_KEYS",
-    "SENSITIVE_SUBSTRINGS",
-    "SENSITIVE_SUFFIXES",
-    "Pattern",
-    "is_marker",
-    "is_sensitive_key",
-    "kinds",
-    "may_contain_secrets",
-    "may_have_sensitive_keys",
-    "redact",
-    "redact_json",
-    "redact_keys",
-    "redact_text",
-]
+from functools import cached_property, lru_cache
 
 MARKER = "[REDACTED:{kind}]"
 MARKER_PREFIX = "[REDACTED:"
-_MARKER_RE = re.compile(r"\[REDACTED:[A-Za-z0-9_.:\-]{1,64}\]", re.ASCII)
+MARKER_RE = re.compile(r"\[REDACTED:[A-Za-z0-9_.:\-]{1,64}\]", re.ASCII)
 
 # ---------------------------------------------------------------------------------------------
 # Key names
@@ -199,7 +141,7 @@ def is_sensitive_key(key: str) -> bool:
 
 
 @lru_cache(maxsize=1024)
-def _key_kind(key: str) -> str:
+def key_kind(key: str) -> str:
     return _normalize_key(key)[:40] or "key"
 
 
@@ -213,7 +155,8 @@ class Pattern:
     """One credential format: what it is called, how to find it, which part is the secret."""
 
     kind: str
-    regex: re.Pattern[str]
+    #: The Python regular expression, as source text (compiled on first use: :attr:`regex`).
+    source: str
     #: RE2 expression that every match of ``regex`` also matches, in raw text and in JSON-escaped
     #: text. ``None``: the pattern starts with a name that :func:`is_sensitive_key` accepts
     #: (``DB_PASSWORD=...``, ``"token": "..."``) and is tried where such a name stands.
@@ -226,6 +169,13 @@ class Pattern:
     #: Characters that may not stand right before a match ("task-..." holds no OpenAI key). Checked
     #: in Python rather than with a look-behind, which would cost ``re`` its literal-prefix search.
     not_after: str = ""
+    #: ``re`` flags the source is compiled with.
+    flags: int = re.ASCII
+
+    @cached_property
+    def regex(self) -> re.Pattern[str]:
+        """The compiled expression (compiled the first time a redaction runs this pattern)."""
+        return re.compile(self.source, self.flags)
 
     def secret_span(self, match: re.Match[str]) -> tuple[int, int] | None:
         if not self.groups:
@@ -267,9 +217,9 @@ _L = r"(?<![A-Za-z0-9])"
 _R = r"(?![A-Za-z0-9])"
 _RT = r"(?![A-Za-z0-9_\-])"
 # Whitespace inside a header or assignment, in raw text and JSON-escaped text (screens only).
-_WS = r"(?:[ \t]|\\+t)"
+SCREEN_WS = r"(?:[ \t]|\\+t)"
 # An optional quote, possibly JSON-escaped (screens only).
-_Q = r"(?:\\*[\"'])?"
+SCREEN_QUOTE = r"(?:\\*[\"'])?"
 
 _BOOLISH = frozenset(
     {"true", "false", "null", "none", "nil", "yes", "no", "on", "off", "undefined", "required", "optional"}
@@ -279,7 +229,7 @@ _NUMBER = re.compile(r"[+-]?\d+(?:[.,]\d+)*", re.ASCII)
 
 def _plausible(value: str, *, quoted: bool) -> bool:
     """Could ``value`` be a credential (as opposed to a word, a number, a flag)?"""
-    if not value or _MARKER_RE.fullmatch(value):
+    if not value or MARKER_RE.fullmatch(value):
         return False
     if value.lower() in _BOOLISH or _NUMBER.fullmatch(value):
         return False
@@ -330,7 +280,7 @@ def _basic_check(match: re.Match[str]) -> bool:
 
 def _header_check(match: re.Match[str]) -> bool:
     value = match.group(1)
-    return bool(value) and not _MARKER_RE.fullmatch(value) and any(not c.isalpha() for c in value)
+    return bool(value) and not MARKER_RE.fullmatch(value) and any(not c.isalpha() for c in value)
 
 
 def _p(
@@ -348,7 +298,7 @@ def _p(
         pattern, not_after = pattern[len(_L) :], _ALNUM
     elif pattern.startswith((r"(?i)\b", r"\b")):
         pattern, not_after = pattern.replace(r"\b", "", 1), _WORD
-    return Pattern(kind, re.compile(pattern, _FLAGS | flags), screen, groups, check, description, not_after)
+    return Pattern(kind, pattern, screen, groups, check, description, not_after, _FLAGS | flags)
 
 
 # Assignments: an identifier (judged by is_sensitive_key), an optional closing quote (JSON keys,
@@ -623,7 +573,7 @@ PATTERNS: tuple[Pattern, ...] = (
     _p(
         "bearer_token",
         r"(?i)\bbearer(?:[ \t]|\\+t)+((?=[A-Za-z0-9._~+/\-]*[0-9+/=_~])[A-Za-z0-9._~+/\-]{8,}=*)",
-        r"(?i)bearer" + _WS + "+",
+        r"(?i)bearer" + SCREEN_WS + "+",
         "Bearer credentials (a credential of 8+ characters with a digit or a symbol, so that "
         "'bearer of bad news' stays)",
         groups=(1,),
@@ -631,7 +581,7 @@ PATTERNS: tuple[Pattern, ...] = (
     _p(
         "basic_auth",
         r"(?i)\bbasic(?:[ \t]|\\+t)+([A-Za-z0-9+/]{6,}={0,2})(?![A-Za-z0-9+/=])",
-        r"(?i:basic)" + _WS + r"+[A-Za-z0-9+/][A-Za-z0-9+/]*[A-Z0-9+/=]",
+        r"(?i:basic)" + SCREEN_WS + r"+[A-Za-z0-9+/][A-Za-z0-9+/]*[A-Z0-9+/=]",
         "Basic credentials (base64 that decodes to user:password)",
         groups=(1,),
         check=_basic_check,
@@ -663,7 +613,7 @@ PATTERNS: tuple[Pattern, ...] = (
         "connection_string_password",
         r"(?i)(?:^|(?<=[;\"'{(\s]))(?:[ \t]|\\+t)*(?:password|pwd|passwd|accountkey|sharedaccesskey)(?:[ \t]|\\+t)*=(?:[ \t]|\\+t)*"
         r"([^;\"'\r\n\\]+?)(?:[ \t]|\\+t)*(?=;|[\"'\r\n\\]|$)",
-        r"(?i)(?:password|pwd|passwd|accountkey|sharedaccesskey)" + _WS + "*=",
+        r"(?i)(?:password|pwd|passwd|accountkey|sharedaccesskey)" + SCREEN_WS + "*=",
         "Passwords and keys in ;-separated connection strings (ADO.NET, ODBC, JDBC, Azure "
         "Storage), spaces included",
         groups=(1,),
@@ -700,7 +650,7 @@ PATTERNS: tuple[Pattern, ...] = (
     _p(
         "password_phrase",
         r"(?i)\b(?:password|passcode|passphrase|pwd)(?:[ \t]|\\+t)+(?:is|was)(?:[ \t]|\\+t)+[\"']?([^\s\"'\\,;]{4,})",
-        r"(?i)(?:password|passcode|passphrase|pwd)" + _WS + r"+(?:is|was)",
+        r"(?i)(?:password|passcode|passphrase|pwd)" + SCREEN_WS + r"+(?:is|was)",
         "Passwords given in prose ('my password is ...'); the password needs a digit or a symbol",
         groups=(1,),
         check=_value_check(1),
@@ -714,444 +664,4 @@ def kinds() -> tuple[str, ...]:
 
 
 def is_marker(text: str) -> bool:
-    return _MARKER_RE.fullmatch(text) is not None
-
-
-# ---------------------------------------------------------------------------------------------
-# Screens: one automaton over all patterns, plus identifiers that resemble secret names
-# ---------------------------------------------------------------------------------------------
-
-
-def _word(word: str) -> str:
-    # "_" in a normalized name stands for "_", "-", ".", " " or a camelCase boundary.
-    return "".join("[_.\\- ]?" if c == "_" else re.escape(c) for c in word)
-
-
-def _candidate_regex() -> str:
-    """RE2: an identifier that may be a secret name, then an optional (escaped) quote and a
-    separator: JSON keys (``"api_key":``), list pairs (``"Authorization",``), assignments
-    (``DB_PASSWORD=``, ``token: ``, ``\\"pwd\\":``).
-
-    It accepts every name :func:`is_sensitive_key` accepts (and a few more, such as ``monkey``):
-    names ending in a sensitive word, or holding a sensitive substring. The captured run is the
-    identifier's last run of ``[A-Za-z0-9_.- ]`` characters, which normalizes to the same last
-    segment as the full key, so ``is_sensitive_key(capture)`` is the verdict on the real name.
-    Token counts (``prompt_tokens``, ``max_tokens``) end in no sensitive word and never match,
-    which keeps the clean path to one scan.
-    """
-    words = sorted(SENSITIVE_KEYS | {suffix[1:] for suffix in SENSITIVE_SUFFIXES}, key=len, reverse=True)
-    ending = "|".join(_word(w) for w in words)
-    inside = "|".join(_word(w) for w in SENSITIVE_SUBSTRINGS)
-    run = r"[A-Za-z0-9_.\- ]*"
-    return rf"(?i)({run}(?:(?:{inside}){run}|(?:{ending})))" + _Q + _WS + r"*[:=,]"
-
-
-_CANDIDATE = _candidate_regex()
-#: The same for Python's ``re`` (the thorough pass, and platforms without google-re2): every run
-#: before a separator, taken whole (possessive, from its first character: linear time), judged by
-#: is_sensitive_key alone.
-_PY_CANDIDATE = r"(?<![A-Za-z0-9_.\- ])([A-Za-z0-9_.\- ]++)" + _Q + _WS + r"*[:=,]"
-
-
-class _Engine:
-    """The compiled screens, for ``str`` and ``bytes`` haystacks."""
-
-    def __init__(self, patterns: tuple[Pattern, ...]) -> None:
-        self.screened = [(i, p.screen) for i, p in enumerate(patterns) if p.screen is not None]
-        self.identifier_patterns = frozenset(i for i, p in enumerate(patterns) if p.screen is None)
-        screens = "|".join(f"(?:{screen})" for _, screen in self.screened)
-        # One pass decides the clean case: no screen and no candidate name anywhere.
-        everything = f"{screens}|(?:{_CANDIDATE})"
-        if _re2 is not None:
-            options = _re2.Options()
-            options.max_mem = 64 << 20
-            self.any_bytes = _re2.compile(everything.encode(), options)
-            self.any_str = _re2.compile(everything, options)
-            self.screens_bytes = _re2.compile(screens.encode(), options)
-            self.candidates_bytes = _re2.compile(_CANDIDATE.encode(), options)
-            self.candidates_str = _re2.compile(_CANDIDATE, options)
-            self.set_str = _re2.Set.SearchSet(options)
-            for _, screen in self.screened:
-                self.set_str.Add(screen)
-            self.set_str.Compile()
-        else:  # pragma: no cover - exercised only without google-re2
-            self.py_screens = [(i, re.compile(s)) for i, s in self.screened]
-            self.candidates_str = re.compile(_PY_CANDIDATE)
-            self.candidates_bytes = re.compile(_PY_CANDIDATE.encode())
-        self.py_candidates_str = re.compile(_PY_CANDIDATE)
-
-    def dirty_bytes(self, data: bytes) -> bool:
-        if _re2 is not None:
-            if self.any_bytes.search(data) is None:
-                return False
-            if self.screens_bytes.search(data) is not None:
-                return True
-        else:  # pragma: no cover
-            text = data.decode("utf-8", "replace")
-            if any(r.search(text) for _, r in self.py_screens):
-                return True
-        return any(
-            is_sensitive_key(m.group(1).decode("utf-8", "replace"))
-            for m in self.candidates_bytes.finditer(data)
-        )
-
-    def sensitive_identifier(self, text: str) -> bool:
-        return any(is_sensitive_key(m.group(1)) for m in self.candidates_str.finditer(text))
-
-    def name_starts(self, text: str, *, thorough: bool = False) -> list[int]:
-        """Where the last word of each sensitive name starts (``DB_PASSWORD`` in ``export DB_PASSWORD=``).
-
-        ``thorough``: found with Python's ``re`` rather than RE2 (the sanitize pass trusts no
-        screen).
-        """
-        starts = []
-        finder = self.py_candidates_str if thorough else self.candidates_str
-        for m in finder.finditer(text):
-            run = m.group(1)
-            if is_sensitive_key(run):
-                stripped = run.rstrip(" ")
-                starts.append(m.start(1) + stripped.rfind(" ") + 1)
-        return starts
-
-    def hits(self, text: str) -> set[int]:
-        """Indices of the patterns worth running on ``text`` (empty: nothing to do)."""
-        if _re2 is not None:
-            if self.any_str.search(text) is None:
-                return set()
-            found = {self.screened[j][0] for j in self.set_str.Match(text) or ()}
-        else:  # pragma: no cover
-            found = {i for i, r in self.py_screens if r.search(text)}
-        if self.sensitive_identifier(text):
-            found |= self.identifier_patterns
-        return found
-
-    def dirty_text(self, text: str) -> bool:
-        return bool(self.hits(text))
-
-
-_engine = _Engine(PATTERNS)
-#: No pattern matches fewer characters than this (``://:x@``), so shorter strings are skipped.
-_SHORTEST = 6
-_ALL = frozenset(range(len(PATTERNS)))
-
-
-# ---------------------------------------------------------------------------------------------
-# Text
-# ---------------------------------------------------------------------------------------------
-
-
-def _count(counts: dict[str, int] | None, kind: str) -> None:
-    if counts is not None:
-        counts[kind] = counts.get(kind, 0) + 1
-
-
-def _replacement(pattern: Pattern, match: re.Match[str], counts: dict[str, int] | None) -> str | None:
-    """The text that replaces ``match`` (None: leave it)."""
-    span = pattern.secret_span(match)
-    if span is None or span[0] == span[1]:
-        return None
-    # A marker is never redacted again (idempotence), even when a pattern's value class stops
-    # short of its closing bracket.
-    if match.string.startswith(MARKER_PREFIX, span[0]) or not pattern.accepts(match):
-        return None
-    _count(counts, pattern.kind)
-    start, whole = match.start(), match.group(0)
-    return whole[: span[0] - start] + MARKER.format(kind=pattern.kind) + whole[span[1] - start :]
-
-
-def _apply(pattern: Pattern, text: str, counts: dict[str, int] | None) -> str:
-    def sub(match: re.Match[str]) -> str:
-        replaced = _replacement(pattern, match, counts)
-        return match.group(0) if replaced is None else replaced
-
-    return pattern.regex.sub(sub, text)
-
-
-def _apply_at(pattern: Pattern, text: str, starts: list[int], counts: dict[str, int] | None) -> str:
-    """Like :func:`_apply`, trying the pattern only where a sensitive name starts."""
-    out: list[str] = []
-    last = 0
-    for pos in starts:
-        if pos < last:
-            continue
-        match = pattern.regex.match(text, pos)
-        if match is None:
-            continue
-        replaced = _replacement(pattern, match, counts)
-        if replaced is None:
-            continue
-        out.append(text[last : match.start()])
-        out.append(replaced)
-        last = match.end()
-    if not out:
-        return text
-    out.append(text[last:])
-    return "".join(out)
-
-
-def _redact_patterns(
-    text: str, which: frozenset[int] | set[int], counts: dict[str, int] | None, *, thorough: bool = False
-) -> str:
-    for index, pattern in enumerate(PATTERNS):
-        if index not in which:
-            continue
-        if pattern.screen is None:
-            text = _apply_at(pattern, text, _engine.name_starts(text, thorough=thorough), counts)
-        else:
-            text = _apply(pattern, text, counts)
-    return text
-
-
-def redact_text(text: str, counts: dict[str, int] | None = None, *, thorough: bool = False) -> str:
-    """Replace every secret found in ``text`` with a marker; ``counts`` gets +1 per kind removed.
-
-    A text that holds a JSON object or array is redacted as that structure (key names included)
-    and re-serialized when something was removed. Text without secrets is returned as is (the
-    same object). ``thorough=True`` runs every pattern over the whole text with Python's ``re``
-    alone, trusting no screen.
-    """
-    return _Walker(counts, thorough).string(text)
-
-
-# ---------------------------------------------------------------------------------------------
-# Structures
-# ---------------------------------------------------------------------------------------------
-
-
-def _is_empty(value: Any) -> bool:
-    """Nothing to hide: no value, an empty one, or one that is already a marker."""
-    if isinstance(value, str):
-        return not value or _MARKER_RE.fullmatch(value) is not None
-    return value is None or (isinstance(value, list | dict | tuple) and len(value) == 0)
-
-
-#: Credential-bearing HTTP headers as clients spell them (httpx lower-cases header names).
-_CREDENTIAL_HEADERS = frozenset(
-    {
-        "authorization",
-        "proxy-authorization",
-        "cookie",
-        "set-cookie",
-        "x-api-key",
-        "api-key",
-        "x-auth-token",
-        "x-goog-api-key",
-        "x-access-token",
-    }
-)
-
-
-_HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-
-
-def _looks_like_header_name(name: str) -> bool:
-    """A two-item list is a (name, value) pair when its first item reads as a header or key name:
-    a known credential header, or a capitalized, hyphenated or snake_case name (``Authorization``,
-    ``X-Api-Key``, ``api_key``), not a word of prose such as ``["token", "the"]``; or when its
-    second item reads as a credential (see ``_looks_like_credential``)."""
-    if _HEADER_NAME.fullmatch(name) is None:
-        return False
-    return name.lower() in _CREDENTIAL_HEADERS or "-" in name or "_" in name or name[:1].isupper()
-
-
-def _looks_like_credential(value: str | bytes) -> bool:
-    """One unbroken run of letters and digits (both), eight or more: a value, not prose."""
-    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-    return (
-        len(text) >= 8
-        and not any(c.isspace() for c in text)
-        and any(c.isdigit() for c in text)
-        and any(c.isalpha() for c in text)
-    )
-
-
-def _key_marker(key: str, counts: dict[str, int] | None) -> str:
-    kind = _key_kind(key)
-    _count(counts, "key:" + kind)
-    return MARKER.format(kind=kind)
-
-
-#: The thorough pass runs every pattern on every string; journals repeat the same short strings
-#: (keys, agent names, models, statuses) on every line, so their results are remembered.
-_THOROUGH_MEMO: dict[str, tuple[str, tuple[tuple[str, int], ...]]] = {}
-_THOROUGH_MEMO_MAX_TEXT = 256
-_THOROUGH_MEMO_MAX_ENTRIES = 16_384
-
-
-class _Walker:
-    __slots__ = ("counts", "thorough")
-
-    def __init__(self, counts: dict[str, int] | None, thorough: bool) -> None:
-        self.counts = counts
-        self.thorough = thorough
-
-    def string(self, text: str) -> str:
-        if len(text) < _SHORTEST:
-            return text
-        if self.thorough and len(text) <= _THOROUGH_MEMO_MAX_TEXT:
-            memo = _THOROUGH_MEMO.get(text)
-            if memo is None:
-                local: dict[str, int] = {}
-                result = _Walker(local, True)._string(text)
-                if len(_THOROUGH_MEMO) >= _THOROUGH_MEMO_MAX_ENTRIES:
-                    _THOROUGH_MEMO.clear()
-                memo = _THOROUGH_MEMO[text] = (result, tuple(local.items()))
-            if not memo[1]:
-                return text  # unchanged: the caller's own object, as the uncached path returns
-            if self.counts is not None:
-                for kind, n in memo[1]:
-                    self.counts[kind] = self.counts.get(kind, 0) + n
-            return memo[0]
-        return self._string(text)
-
-    def _string(self, text: str) -> str:
-        if self.thorough:
-            which: frozenset[int] | set[int] = _ALL
-        else:
-            which = _engine.hits(text)
-            if not which:
-                return text
-        # A complete JSON value (a tool's arguments, a logged payload) is decoded and redacted as
-        # what it holds: key names count, and escapes (\t, \") no longer hide anything.
-        stripped = text.strip()
-        if (stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]")) or (
-            len(stripped) >= 2 and stripped[0] == '"' and stripped[-1] == '"'
-        ):
-            redacted = self.nested_json(stripped)
-            if redacted is not None:
-                return redacted if redacted is not stripped else text
-        return _redact_patterns(text, which, self.counts, thorough=self.thorough)
-
-    def nested_json(self, text: str) -> str | None:
-        """Redact a string holding a JSON value as that value (None: it is not JSON)."""
-        try:
-            parsed = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            return None
-        if not isinstance(parsed, dict | list | str):
-            return None
-        local: dict[str, int] = {}
-        redacted = _Walker(local, self.thorough).value(parsed, 64)
-        if not local:
-            return text
-        if self.counts is not None:
-            for kind, n in local.items():
-                self.counts[kind] = self.counts.get(kind, 0) + n
-        return orjson.dumps(redacted).decode()
-
-    def key(self, key: Any) -> Any:
-        return self.string(key) if isinstance(key, str) else key
-
-    def value(self, value: Any, depth: int) -> Any:
-        if isinstance(value, str):
-            return self.string(value)
-        if value is None or isinstance(value, bool | int | float):
-            return value
-        if depth <= 0:
-            return "[TRUNCATED:depth]"
-        if isinstance(value, Mapping):
-            out: dict[Any, Any] = {}
-            for key, item in value.items():
-                if isinstance(key, str) and is_sensitive_key(key) and not _is_empty(item):
-                    out[self.key(key)] = _key_marker(key, self.counts)
-                else:
-                    out[self.key(key)] = self.value(item, depth - 1)
-            return out
-        if isinstance(value, list | tuple | set | frozenset):
-            items = list(value)
-            # ("Authorization", "Bearer ...") pairs: HTTP headers as a list.
-            if (
-                len(items) == 2
-                and isinstance(items[0], str)
-                and _HEADER_NAME.fullmatch(items[0]) is not None
-                and is_sensitive_key(items[0])
-                and isinstance(items[1], str | bytes)
-                and not _is_empty(items[1])
-                and (_looks_like_header_name(items[0]) or _looks_like_credential(items[1]))
-            ):
-                return [self.string(items[0]), _key_marker(items[0], self.counts)]
-            return [self.value(item, depth - 1) for item in items]
-        model_dump = getattr(value, "model_dump", None)
-        if callable(model_dump) and not isinstance(value, type):
-            try:
-                dumped = model_dump(mode="json", warnings=False)
-            except Exception:
-                return _plain_marker(value)
-            return self.value(dumped, depth - 1)
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            fields = {f.name: getattr(value, f.name, None) for f in dataclasses.fields(value)}
-            return self.value(fields, depth - 1)
-        # Anything else (URL objects, Decimals, unknown classes): its JSON form, as it would be written.
-        try:
-            plain = orjson.loads(_dumps(value))
-        except (TypeError, ValueError):
-            return _plain_marker(value)
-        if isinstance(plain, str | dict | list):
-            return self.value(plain, depth - 1)
-        return plain
-
-
-def _plain_marker(value: Any) -> str:
-    return f"<unserializable: {type(value).__qualname__}>"
-
-
-def redact_keys(
-    value: Any, counts: dict[str, int] | None = None, *, depth: int = 64, thorough: bool = False
-) -> Any:
-    """A copy of ``value`` with sensitive keys' values and secrets in strings replaced.
-
-    Dicts, lists, tuples, sets, pydantic models and dataclasses are walked (tuples and sets come
-    back as lists, models and dataclasses as dicts). A value in which nothing can match is
-    returned as is (the same object), after one scan of its JSON form. Same as :func:`redact`.
-    """
-    if thorough:
-        return _Walker(counts, True).value(value, depth)
-    if isinstance(value, str):
-        return _Walker(counts, False).string(value)
-    if value is None or isinstance(value, bool | int | float):
-        return value
-    try:
-        raw = _dumps(value)
-    except (TypeError, ValueError):  # what even the fallback cannot write (a 65-bit integer...)
-        return _Walker(counts, False).value(value, depth)
-    if not _engine.dirty_bytes(raw):
-        return value
-    return _Walker(counts, False).value(value, depth)
-
-
-def redact(value: Any, counts: dict[str, int] | None = None, *, thorough: bool = False) -> Any:
-    """Redact any value: a string, or a structure at any depth. The one-call entry point.
-
-    A value in which nothing can match is returned as is (the same object, after one scan of its
-    JSON form); otherwise a redacted JSON-like copy. ``counts`` gets +1 per kind removed
-    (``"openai_key"``, ``"key:api_key"``...). ``thorough=True`` skips the fast screens and runs
-    every pattern on every string with Python's ``re`` (the sanitize pass).
-    """
-    return redact_keys(value, counts, thorough=thorough)
-
-
-def redact_json(raw: bytes, counts: dict[str, int] | None = None) -> Any:
-    """Parse serialized JSON and redact it: the recorder's entry point.
-
-    ``raw`` is what ``ag2_logging.serialize.dumps`` produced; the scan runs on these bytes, so the
-    clean case costs one parse plus one scan and builds nothing else.
-    """
-    plain = orjson.loads(raw)
-    if not _engine.dirty_bytes(raw):
-        return plain
-    return _Walker(counts, False).value(plain, 64)
-
-
-def may_contain_secrets(data: bytes | str) -> bool:
-    """Cheap test: could ``data`` (text or serialized JSON) hold anything :func:`redact` removes?
-
-    False means certainly not; True means the slow path has something to look at.
-    """
-    if isinstance(data, str):
-        return _engine.dirty_text(data)
-    return _engine.dirty_bytes(data)
-
-
-def may_have_sensitive_keys(json_text: str) -> bool:
-    """Kept for compatibility: :func:`may_contain_secrets` on serialized JSON."""
-    return _engine.dirty_text(json_text)
+    return MARKER_RE.fullmatch(text) is not None
