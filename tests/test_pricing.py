@@ -425,6 +425,8 @@ def test_every_bundled_model_matches_genai_prices(provider: str) -> None:
 
 
 def test_model_whose_plan_is_not_compiled_is_priced_by_genai_prices(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ag2_logging.pricing import lookup as pricing  # where the plans are compiled
+
     monkeypatch.setattr(pricing, "_compile_plan", lambda model_price: None)
     pricing.clear_caches()
     usage = U(250_000, 9_000, cached=100_000, reasoning=4_000)
@@ -975,6 +977,8 @@ def test_canonical_model(provider: str, model: str, expected: str) -> None:
     ],
 )
 def test_model_candidates(provider: str, model: str, candidates: tuple[str, ...]) -> None:
+    from ag2_logging.pricing import lookup as pricing  # where model names are resolved
+
     assert pricing._model_candidates(provider, model) == candidates
 
 

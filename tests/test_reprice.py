@@ -14,8 +14,9 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
 
-from ag2_logging import ag2_logging_session, price_overrides
+from ag2_logging import ag2_logging_session
 from ag2_logging.models import DailyRollup, LLMCall, ModelPrice, Session
+from ag2_logging.pricing import overrides as price_overrides
 from ag2_logging.rollups import rebuild_rollups
 from ag2_logging.testing import FakeLLMServer
 from tests.conftest import expected_cost

@@ -1,0 +1,68 @@
+"""What an LLM call cost: provider detection, usage normalization and pricing.
+
+Everything here is a pure function of its arguments (plus process-local caches): no ORM (but
+``overrides.load()`` and ``overrides.connect()``, which read and watch the admin's rows), no
+Django settings. Callers pass the configured values in (``PROVIDER_BASE_URLS`` as
+``base_url_map``, ``LOCAL_MODEL_RATE`` as ``local_rate``, the admin's overrides as
+``overrides``).
+
+Token convention used throughout the app (``normalize_usage`` converts a provider's raw report
+to it):
+
+* ``prompt_tokens`` INCLUDES ``cached_tokens`` (cache reads) and ``cache_write_tokens``;
+* ``completion_tokens`` INCLUDES ``reasoning_tokens``;
+* ``total_tokens`` = ``prompt_tokens`` + ``completion_tokens``.
+
+Layout (arrows point one way: ``overrides`` -> ``usage`` -> ``providers``; ``lookup`` -> ``usage``,
+``providers``; ``prices`` -> all four):
+
+* :mod:`~ag2_logging.pricing.providers`: provider ids and :func:`detect_provider`;
+* :mod:`~ag2_logging.pricing.usage`: the one usage-shape table and :func:`normalize_usage`;
+* :mod:`~ag2_logging.pricing.lookup`: genai-prices look-ups compiled into price plans;
+* :mod:`~ag2_logging.pricing.overrides`: the admin's price overrides (rules and cached rows);
+* :mod:`~ag2_logging.pricing.prices`: :func:`price_call` and the cost-zero rules.
+
+Importing the package reads no genai-prices data: that happens on the first price look-up.
+"""
+
+from __future__ import annotations
+
+from ag2_logging.pricing import overrides
+from ag2_logging.pricing.lookup import canonical_model
+from ag2_logging.pricing.overrides import PriceOverride, select_override
+from ag2_logging.pricing.prices import (
+    PriceResult,
+    PriceStatus,
+    clear_caches,
+    costs_nothing,
+    price_call,
+    warn_unknown_once,
+)
+from ag2_logging.pricing.providers import (
+    GENAI_PRICES_PROVIDER_IDS,
+    LOCAL_PROVIDERS,
+    PROVIDER_IDS,
+    detect_provider,
+    genai_prices_provider_id,
+)
+from ag2_logging.pricing.usage import NormalizedUsage, normalize_usage
+
+__all__ = [
+    "GENAI_PRICES_PROVIDER_IDS",
+    "LOCAL_PROVIDERS",
+    "PROVIDER_IDS",
+    "NormalizedUsage",
+    "PriceOverride",
+    "PriceResult",
+    "PriceStatus",
+    "canonical_model",
+    "clear_caches",
+    "costs_nothing",
+    "detect_provider",
+    "genai_prices_provider_id",
+    "normalize_usage",
+    "overrides",
+    "price_call",
+    "select_override",
+    "warn_unknown_once",
+]
