@@ -20,9 +20,8 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext as _
 
-from ag2_logging import charts, reports
-from ag2_logging.exports import csv_response
-from ag2_logging.reports import DIMENSIONS, MODEL_COLUMNS, ReportFilter
+from ag2_logging import reports
+from ag2_logging.reports import DIMENSIONS, MODEL_COLUMNS, ReportFilter, charts, csv_response
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin

@@ -519,7 +519,7 @@ def test_timeline_and_lists_make_a_bounded_number_of_queries(
 def test_model_comparison_reads_the_model_rollups_on_big_periods(
     data: Data, viewer: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ag2_logging import reports
+    from ag2_logging.reports import queries as reports  # where EXACT_LIMIT is read
 
     url = reverse("admin:ag2_logging_report_models")
     exact = viewer.get(url, week_params()).context["report"]

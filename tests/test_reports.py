@@ -12,9 +12,8 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from ag2_logging import charts, reports
-from ag2_logging.exports import csv_lines, safe_cell
-from ag2_logging.reports import ReportFilter, percentile
+from ag2_logging import reports
+from ag2_logging.reports import ReportFilter, charts, csv_lines, percentile, safe_cell
 from ag2_logging.templatetags.ag2_reports import format_money
 from tests.report_data import Data, make_report_data, today, week_params
 

@@ -15,7 +15,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ag2_logging import reports
-from ag2_logging.exports import csv_lines
+from ag2_logging.reports import csv_lines
 
 REPORTS = ("overview", *reports.DIMENSIONS, "models")
 
