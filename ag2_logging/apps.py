@@ -1,6 +1,23 @@
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 from django.apps import AppConfig
+
+#: Where the cached price overrides live (the second name is the deprecated one).
+_OVERRIDE_MODULES = ("ag2_logging.pricing.overrides", "ag2_logging.price_overrides")
+
+
+def _invalidate_price_overrides(**kwargs: Any) -> None:
+    """A ``ModelPrice`` was saved or deleted: the next session reloads the overrides.
+
+    Only a process that has loaded them (logging on) has a cache to drop; looking the module up
+    instead of importing it keeps start-up with logging off free of genai-prices."""
+    for name in _OVERRIDE_MODULES:
+        module = sys.modules.get(name)
+        if module is not None:
+            module.invalidate()
 
 
 class Ag2LoggingConfig(AppConfig):
@@ -9,25 +26,38 @@ class Ag2LoggingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_delete, post_save
+
+        from ag2_logging import checks  # noqa: F401 - registers the system checks
+        from ag2_logging.conf import conf
+        from ag2_logging.pipeline import db
+
+        db.install()
+
+        # A string sender: no import of the pricing code (and genai-prices) at start-up.
+        for signal, uid in ((post_save, "saved"), (post_delete, "deleted")):
+            signal.connect(
+                _invalidate_price_overrides,
+                sender="ag2_logging.ModelPrice",
+                dispatch_uid=f"ag2_logging.prices.{uid}",
+            )
+        if conf.enabled:
+            self._start_recording()
+
+    @staticmethod
+    def _start_recording() -> None:
+        """Logging on: what recording needs, imported now rather than on the first call."""
         from celery.signals import before_task_publish
 
-        from ag2_logging import (
-            checks,  # noqa: F401 - registers the system checks
-            price_overrides,
-            recorder,
-        )
-        from ag2_logging.conf import conf
+        from ag2_logging import recorder
         from ag2_logging.decorators import add_session_header
+        from ag2_logging.pricing import overrides as price_overrides
 
-        price_overrides.connect()
         recorder.set_overrides_provider(price_overrides.current)
-
         # A task enqueued inside a session carries the session's ids (see @ag2_logged(join=True)).
         before_task_publish.connect(add_session_header, dispatch_uid="ag2_logging.add_session_header")
+        # Installed now, before the project builds its agents, so AG2 reports agents, wrappers
+        # and clients to us as they are created. No queries here.
+        from ag2_logging.integrations import install_integrations
 
-        if conf.enabled:
-            # Installed now, before the project builds its agents, so AG2 reports agents, wrappers
-            # and clients to us as they are created. No queries here.
-            from ag2_logging.integrations import install_integrations
-
-            install_integrations()
+        install_integrations()

@@ -109,14 +109,20 @@ def _journal_header(path: Path) -> dict[str, Any] | None:
 
 
 def recover_sessions(
-    *, stale_after: float | None = None, now: dt.datetime | None = None, local: bool = False
+    *,
+    stale_after: float | None = None,
+    now: dt.datetime | None = None,
+    local: bool = False,
+    settled_only: bool = False,
 ) -> RecoveryResult:
     """Finish what crashes and outages left behind (see the module docstring).
 
     ``local``: only this host's sessions and journals (``ag2_logging_recover --local``, and the
     recovery a process runs when its first session opens): crashed writers' journals are
     sanitized, published and ingested here. Without it, sessions of any host whose journal was
-    published are taken too.
+    published are taken too. ``settled_only`` (the recovery a process runs at its first session):
+    finished sessions are taken only once they ended ``RECOVERY_AFTER_SECONDS`` ago, so a live
+    process's own hand-over is left to it.
     """
     settings = conf.resolved
     now = now or dt.datetime.now(dt.UTC)
@@ -127,13 +133,22 @@ def recover_sessions(
     scope = Session.objects.filter(host=settings.host_name) if local else Session.objects.all()
 
     # 1. running sessions whose process is gone or silent
+    handled: set[uuid.UUID] = set()
     for session in scope.filter(status=Session.Status.RUNNING):
         last_seen = session.last_heartbeat_at or session.started_at
         if _writer_gone(session.host, session.pid, last_seen, stale_before):
             _recover_one(session, result, interrupted=True)
+            handled.add(session.pk)
 
-    # 2. finished but never ingested (the broker was down, the worker could not read the journal)
-    for session in scope.exclude(status=Session.Status.RUNNING).filter(ingested_at__isnull=True):
+    # 2. finished but never ingested (the broker was down, the worker could not read the journal);
+    # ``settled_only``: only those that ended before ``stale_before`` (a live process on this host
+    # may still be handing over one that just ended).
+    unfinished = (
+        scope.exclude(status=Session.Status.RUNNING).filter(ingested_at__isnull=True).exclude(pk__in=handled)
+    )
+    if settled_only:
+        unfinished = unfinished.filter(ended_at__lt=stale_before)
+    for session in unfinished:
         _recover_one(session, result, interrupted=False)
 
     _recover_files(settings, now, stale_before, result)

@@ -21,11 +21,11 @@ from contextvars import Token
 from types import TracebackType
 from typing import Any
 
-from ag2_logging import price_overrides, runtime_log, signals
+from ag2_logging import runtime_log, signals
 from ag2_logging.conf import conf
 from ag2_logging.context import bindings, current_session
 from ag2_logging.pipeline import handoff
-from ag2_logging.pipeline.db import prefer_immediate_transactions
+from ag2_logging.pricing import overrides as price_overrides
 from ag2_logging.recorder import SessionRecorder, UnattributedRecorder
 from ag2_logging.redaction import redact_text
 from ag2_logging.serialize import dumps
@@ -107,7 +107,6 @@ def _guarded(fn: Any, *args: Any) -> None:
 
     close_old_connections()
     try:
-        prefer_immediate_transactions()
         fn(*args)
     except Exception:
         stats["db_failures"] += 1

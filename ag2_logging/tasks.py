@@ -60,7 +60,10 @@ def process_session(self: Any, session_id: str, unfinished_status: str | None = 
         attempt = self.request.retries + 1
         if self.request.is_eager or attempt > conf.resolved.pipeline_max_retries:
             chain.mark_failed(session_id, f"{exc} (after {attempt} attempt(s))")
-            return {"session_id": session_id, "failed": str(exc)}
+            if self.request.is_eager:  # the session's end must not raise into the caller
+                return {"session_id": session_id, "failed": str(exc)}
+            # A task that gave up is a FAILURE in Celery's eyes too (flower, result backends).
+            raise chain.PipelineFailed(f"session {session_id}: {exc}") from exc
         raise self.retry(exc=exc, countdown=chain.retry_delay(attempt)) from exc
     if result.skipped.startswith("leased") and not self.request.is_eager:
         # Another chain of this session is running; if its holder dies, the lease expires.

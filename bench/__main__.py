@@ -21,7 +21,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-ORDER = ["hot_path", "ag2", "logging_off", "redaction", "pricing", "ingest", "memory", "reports"]
+ORDER = ["hot_path", "ag2", "logging_off", "startup", "redaction", "pricing", "ingest", "memory", "reports"]
 KEYS = ("figure", "ours", "reference", "ratio", "target", "ok")
 
 

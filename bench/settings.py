@@ -24,6 +24,8 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "ag2_logging"]
+if env.bool("AG2_BENCH_WITHOUT_APP", default=False):  # the start-up benchmark's reference
+    INSTALLED_APPS.remove("ag2_logging")
 
 DATABASES = {"default": env.db("AG2_BENCH_DATABASE_URL", default=f"sqlite:///{RUN_DIR / 'bench.sqlite3'}")}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
@@ -33,7 +35,7 @@ CELERY_TASK_ALWAYS_EAGER = True
 CELERY_BROKER_URL = "memory://"
 
 AG2_LOGGING = {
-    "ENABLED": True,
+    "ENABLED": env.str("AG2_BENCH_LOGGING", default="on") == "on",
     "LOG_FILE": str(RUN_DIR / "logs" / "ag2_runtime.log"),
     # The benchmarks measure recording, not the Celery hand-off (ingest is measured on its own).
     "INGEST_ON_SESSION_END": False,

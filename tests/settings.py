@@ -84,6 +84,9 @@ AG2_LOGGING = {
     "MIDDLEWARE_PATHS": [r"^/api/"],
     # A real worker in the stress test listens on its own queue.
     "CELERY_QUEUE": env.str("AG2_TEST_CELERY_QUEUE", default="") or None,
+    # Recovery in the background at the first session would race the tests' own recovery calls;
+    # the tests that are about it turn it on (a child process's environment can, too).
+    "RECOVER_ON_START": env.bool("AG2_TEST_RECOVER_ON_START", default=False),
 }
 
 LOGGING = {

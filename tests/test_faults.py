@@ -235,9 +235,9 @@ def test_worker_killed_in_the_middle_of_ingest(tmp_path: Path, settings: Any) ->
     assert session.ingested_at is None, "the worker finished before it was killed: make the journal bigger"
     assert LLMCall.objects.count() == 0  # the ingest transaction died whole
 
-    recover_sessions()
+    result = recover_sessions()
     session.refresh_from_db()
-    assert session.ingested_at is not None
+    assert session.ingested_at is not None, (result, session.pipeline_error, session.lease_owner)
     assert LLMCall.objects.count() == calls == session.call_count
     assert session.prompt_tokens == sum(100 + n % 7 for n in range(calls))
 

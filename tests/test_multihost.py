@@ -316,13 +316,6 @@ def test_a_crashed_writer_is_completed_by_recovery_on_its_host(
     assert LLMCall.objects.count() == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="recovery.recover_sessions: step 1 turns a silent writer's session from another host "
-    "'interrupted' and lists it as waiting; step 2 (finished, not ingested) then takes the same "
-    "session again in the same run, so RecoveryResult.waiting holds it twice (and "
-    "ag2_logging_recover prints '2 session(s) wait' for one session)",
-)
 def test_recovery_elsewhere_lists_a_waiting_session_once(tmp_path: Path) -> None:
     """Recovery on a host that is not the writer's, for a silent writer whose journal was never
     published: the session is reported once, as waiting for its host (no journal here to read)."""

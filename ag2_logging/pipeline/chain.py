@@ -43,6 +43,10 @@ STEPS = ("sanitize", "publish", "ingest", "summarize")
 LEASE_SECONDS = 600
 
 
+class PipelineFailed(Exception):
+    """A session's chain gave up (its retries are spent); the row carries the reason."""
+
+
 @dataclass
 class ChainResult:
     session_id: str

@@ -2,28 +2,35 @@
 
 from __future__ import annotations
 
-from django.db import DatabaseError, InterfaceError, OperationalError, connections, router
+import threading
+from typing import Any
+
+from django.db import DatabaseError, InterfaceError, OperationalError
 
 #: Failures worth another attempt later (the database or the network came back).
 TRANSIENT = (OperationalError, InterfaceError, DatabaseError, ConnectionError, TimeoutError)
+#: The names of the app's own threads start with this.
+THREAD_PREFIX = "ag2_logging-"
 
 
-def prefer_immediate_transactions() -> None:
-    """On SQLite, start this thread's transactions with ``BEGIN IMMEDIATE``.
+def _immediate_on_our_threads(sender: Any, connection: Any, **kwargs: Any) -> None:
+    """On SQLite, the app's own threads start their transactions with ``BEGIN IMMEDIATE``.
 
     SQLite's default ``BEGIN`` (deferred) takes the write lock only at the first write; when
     another connection wrote in between (the database thread and the pipeline thread write side
-    by side), the upgrade fails at once with "database is locked" instead of waiting for the busy
-    timeout. ``IMMEDIATE`` takes the lock up front, so the threads take turns. Only the app's own
-    threads' connections are changed (Django connections are per thread, and the mode is read
-    again at each connect, so this runs at the start of each job); a project that sets
-    ``OPTIONS["transaction_mode"]`` itself keeps its choice.
+    by side, and other processes too), the upgrade fails at once with "database is locked"
+    instead of waiting for the busy timeout. ``IMMEDIATE`` takes the lock up front, so writers
+    take turns. Only connections opened by the app's threads are changed (Django connections
+    are per thread), and a project that sets ``OPTIONS["transaction_mode"]`` keeps its choice.
     """
-    from ag2_logging.models import Session
-
-    connection = connections[router.db_for_write(Session)]
-    if connection.vendor != "sqlite":
+    if connection.vendor != "sqlite" or getattr(connection, "transaction_mode", "") is not None:
         return
-    connection.ensure_connection()
-    if connection.transaction_mode is None:  # type: ignore[attr-defined]
-        connection.transaction_mode = "IMMEDIATE"  # type: ignore[attr-defined]
+    if threading.current_thread().name.startswith(THREAD_PREFIX):
+        connection.transaction_mode = "IMMEDIATE"
+
+
+def install() -> None:
+    """Connect the habit above (from ``AppConfig.ready``; cheap, nothing is imported)."""
+    from django.db.backends.signals import connection_created
+
+    connection_created.connect(_immediate_on_our_threads, dispatch_uid="ag2_logging.sqlite_immediate")

@@ -28,7 +28,7 @@ from typing import Any
 
 from ag2_logging.conf import conf
 from ag2_logging.pipeline import modes
-from ag2_logging.pipeline.db import TRANSIENT, prefer_immediate_transactions
+from ag2_logging.pipeline.db import TRANSIENT
 
 logger = logging.getLogger("ag2_logging.pipeline")
 
@@ -76,7 +76,6 @@ class _Runner:
             job = self._next()
             close_old_connections()
             try:
-                prefer_immediate_transactions()
                 job()
             except Exception:
                 logger.exception("ag2_logging pipeline job failed")
@@ -126,7 +125,7 @@ def ensure_started() -> None:
 def _recover_local() -> None:
     from ag2_logging.recovery import recover_sessions
 
-    result = recover_sessions(local=True)
+    result = recover_sessions(local=True, settled_only=True)
     if any(result.as_dict()[key] for key in ("interrupted", "ingested", "orphan_journals")):
         logger.info("ag2_logging recovered on start: %s", result.as_dict())
 
