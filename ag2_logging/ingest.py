@@ -31,6 +31,7 @@ import itertools
 import logging
 import os
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -515,6 +516,13 @@ def _find_header(path: Path, lines: Iterator[JournalLine], issues: Issues) -> tu
     return None, seen
 
 
+def journal_header(path: Path | str) -> dict[str, Any] | None:
+    """The session header of a journal file, wherever its ``session_start`` line is (after a BOM,
+    a torn line, lines out of order), or None when it has none."""
+    header, _ = _find_header(Path(path), read_journal(path), Counter())
+    return header if isinstance(header, dict) else None
+
+
 def _session_of(line: JournalLine, issues: Issues) -> Any:
     header = line.event.get("session") if line.event is not None else None
     return strip_nul(header, issues) if line.nul else header
@@ -695,8 +703,8 @@ _COMPARED = (
     "cached_tokens",
     "reasoning_tokens",
     "total_tokens",
-    "total_cost",
 )
+# Not the cost: a reprice changes the rows' cost on purpose. Lost events show in calls and tokens.
 
 
 def _differs(recorded: Any, session: Session) -> bool:

@@ -123,8 +123,9 @@ class SpilledEvent(models.Model):
     """A journal line the disk refused (full, read-only), kept in the database instead.
 
     Written by the app's database thread; ingest reads these after the session's journal file,
-    in ``seq`` order, and deletes them once the session is ingested. ``session_id`` is not a
-    foreign key: the Session row may not exist yet when the disk and the row fail together.
+    in ``seq`` order, every time it ingests the session (so a re-ingest reads what the first one
+    did); retention deletes them with the session's rows. ``session_id`` is not a foreign key:
+    the Session row may not exist yet when the disk and the row fail together.
     """
 
     session_id = models.UUIDField(db_index=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 import time
 import uuid
@@ -37,7 +36,6 @@ from ag2_logging.serialize import dumps, new_id, to_jsonable, truncate_strings
 
 logger = logging.getLogger("ag2_logging.recorder")
 
-HOST = socket.gethostname()
 ZERO = Decimal(0)
 
 #: Where a line the disk refused goes: ``(session_id, seq, line, on_fail) -> future``, or None
@@ -418,7 +416,7 @@ class SessionRecorder(BaseRecorder):
             "enterprise_id": self.enterprise_id,
             "parent_id": str(self.parent_id) if self.parent_id else None,
             "started_at": iso(self.started_at),
-            "host": HOST,
+            "host": self.settings.host_name,
             "pid": os.getpid(),
             "journal_path": str(self.journal_path),
         }
@@ -463,7 +461,7 @@ class UnattributedRecorder(BaseRecorder):
 
     def __init__(self, settings: Resolved) -> None:
         stamp = utcnow().strftime("%Y%m%dT%H%M%S")
-        path = settings.journal_dir / "unattributed" / f"{HOST}-{os.getpid()}-{stamp}.jsonl"
+        path = settings.journal_dir / "unattributed" / f"{settings.host_name}-{os.getpid()}-{stamp}.jsonl"
         super().__init__(path, settings)
         self.warned = False
 

@@ -31,8 +31,7 @@ from django.db.models import Q
 
 from ag2_logging import rollups, sanitize
 from ag2_logging.conf import conf
-from ag2_logging.ingest import ingest_journal
-from ag2_logging.journal import read_journal
+from ag2_logging.ingest import ingest_journal, journal_header
 from ag2_logging.models import Session
 from ag2_logging.pipeline.chain import ChainResult, mark_failed, process_session
 from ag2_logging.pipeline.store import JournalUnavailable
@@ -97,15 +96,6 @@ def _past_retention(day_dir: str, rows_cutoff: dt.datetime | None) -> bool:
     except ValueError:
         return False
     return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC) <= rows_cutoff
-
-
-def _journal_header(path: Path) -> dict[str, Any] | None:
-    for line in read_journal(path):
-        if line.event is not None and line.event.get("type") == "session_start":
-            header = line.event.get("session")
-            return header if isinstance(header, dict) else None
-        break
-    return None
 
 
 def recover_sessions(
@@ -201,7 +191,7 @@ def _recover_files(
             continue
         if path.stem in known or _past_retention(path.parent.name, rows_cutoff):
             continue
-        header = _journal_header(path)
+        header = journal_header(path)
         if header is None:
             result.unreadable.append(str(path))
             continue

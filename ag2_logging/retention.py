@@ -39,7 +39,7 @@ from django.utils import timezone
 
 from ag2_logging import rollups
 from ag2_logging.conf import conf
-from ag2_logging.models import AgentEvent, LLMCall, Session, ToolCall
+from ag2_logging.models import AgentEvent, LLMCall, Session, SpilledEvent, ToolCall
 from ag2_logging.querysets import BatchDeletion, SessionQuerySet, delete_in_batches
 
 logger = logging.getLogger("ag2_logging.retention")
@@ -71,6 +71,8 @@ class RetentionResult:
     not_ingested: int = 0
     #: Transactions the row deletions ran in.
     batches: int = 0
+    #: Journal lines kept in the database (``SpilledEvent``) of sessions deleted before.
+    spilled_lines: int = 0
     journals: int = 0
     #: Of ``journals``, those copied to JOURNAL_ARCHIVE_STORAGE first.
     archived: int = 0
@@ -177,12 +179,20 @@ def prune_rows(
         result.agent_events += done.deleted[AgentEvent._meta.label]
         result.tool_calls += done.deleted[ToolCall._meta.label]
 
-    run("sessions", lambda bar: sessions.delete_in_batches(batch_size, progress=bar))
+    # Only rolled-up sessions: one ingested after the loop above waits for the next run, rather
+    # than leaving the rollups without it.
+    rolled_up = sessions.filter(summarized_at__isnull=False)
+    run("sessions", lambda bar: rolled_up.delete_in_batches(batch_size, progress=bar))
     before = result.llm_calls
     run("unattributed calls", lambda bar: calls.delete_in_batches(batch_size, progress=bar))
     result.unattributed_calls = result.llm_calls - before
     run("unattributed events", lambda bar: delete_in_batches(events, batch_size, progress=bar))
     run("unattributed tool calls", lambda bar: delete_in_batches(tools, batch_size, progress=bar))
+    # Journal lines that went to the database (a full disk) go with their session's rows.
+    orphaned = SpilledEvent.objects.filter(created_at__lt=result.rows_cutoff).exclude(
+        session_id__in=Session.objects.values("pk")
+    )
+    result.spilled_lines = delete_in_batches(orphaned, batch_size).deleted.get(SpilledEvent._meta.label, 0)
     return result
 
 

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from ag2_logging import ag2_logging_session, flush, retention, tasks
 from ag2_logging.conf import conf
-from ag2_logging.models import AgentEvent, DailyRollup, LLMCall, Session, ToolCall
+from ag2_logging.models import AgentEvent, DailyRollup, LLMCall, Session, SpilledEvent, ToolCall
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -178,6 +178,24 @@ def test_rows_past_the_limit_go_with_their_calls_and_rollups_stay(settings: Any)
 
     again = retention.apply_retention()  # idempotent
     assert (again.sessions, again.llm_calls, again.agent_events, again.tool_calls) == (0, 0, 0, 0)
+
+
+def test_lines_spilled_to_the_database_go_with_their_session(settings: Any) -> None:
+    configure(settings, RETENTION_DAYS=30)
+    old = insert_session(45 * DAY)
+    kept = insert_session(1 * DAY)
+    for session in (old, kept):
+        SpilledEvent.objects.create(session_id=session.pk, seq=2, line='{"type":"llm_call"}')
+    # A session whose row was never written (the database was down too) but whose lines are recent.
+    SpilledEvent.objects.create(session_id=uuid.uuid4(), seq=1, line='{"type":"session_start"}')
+    SpilledEvent.objects.update(created_at=timezone.now() - 45 * DAY)
+    fresh = SpilledEvent.objects.create(session_id=uuid.uuid4(), seq=1, line='{"type":"session_start"}')
+
+    result = retention.apply_retention()
+
+    assert set(SpilledEvent.objects.values_list("session_id", flat=True)) == {kept.pk, fresh.session_id}
+    assert result.spilled_lines == 2  # the pruned session's line and the old row-less one
+    assert retention.apply_retention().spilled_lines == 0
 
 
 def test_a_session_not_rolled_up_yet_is_rolled_up_before_its_rows_go(settings: Any) -> None:
