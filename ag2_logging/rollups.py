@@ -14,25 +14,38 @@ it) and a latency histogram, merged under a lock on the rollup row.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import Coalesce, TruncDate
 
 from ag2_logging.models import DailyRollup, LLMCall, ModelDayRollup, Session
 from ag2_logging.querysets import ROLLUP_SUMS, empty_latency_buckets, latency_bucket
 
+logger = logging.getLogger("ag2_logging.rollups")
+
 KEY = ("day", "enterprise_id", "workflow_name", "model", "agent_name", "provider")
 SUMS = ROLLUP_SUMS
 MODEL_KEY = ("day", "enterprise_id", "workflow_name", "model", "provider")
 
 
-def _day() -> Any:
+def rollup_day() -> Any:
     """The UTC day a call is rolled up on: that of its end (of its start when it has none)."""
     return TruncDate(Coalesce("ended_at", "started_at"), tzinfo=dt.UTC)
+
+
+_day = rollup_day
+
+
+def key_order(item: tuple[tuple[Any, ...], Any]) -> tuple[Any, ...]:
+    """Sort key of a ``(KEY values, ...)`` pair: the one order in which every writer locks
+    rollup rows (summarize within one session, reprice across sessions), so none deadlock."""
+    key = item[0]
+    return (key[0] or dt.date.min, *key[1:])
 
 
 def _grouped(calls: Any, *, with_session_fields: bool) -> Any:
@@ -68,6 +81,16 @@ def _numbers(row: dict[str, Any]) -> dict[str, Any]:
     out["cost"] = row["cost"] if row["cost"] is not None else Decimal(0)
     out["latency_ms_sum"] = float(row["latency_ms_sum"] or 0.0)
     return out
+
+
+def adjust_rollup(key: dict[str, Any], cost_delta: Decimal, unpriced_delta: int) -> None:
+    """Move the rollup row of ``key`` by a repricing's cost and unpriced-call differences. The
+    caller holds the lock of every session whose calls changed (see ``reprice``)."""
+    updated = DailyRollup.objects.filter(**key).update(
+        cost=F("cost") + cost_delta, unpriced_calls=F("unpriced_calls") + unpriced_delta
+    )
+    if not updated:
+        logger.warning("ag2_logging: no rollup row %s for a summarized session's calls", key)
 
 
 def add_to_rollups(key: dict[str, Any], numbers: dict[str, Any]) -> None:
@@ -148,17 +171,23 @@ def summarize_session(session_id: uuid.UUID | str) -> bool:
         if session is None or session.summarized_at is not None or session.status == Session.Status.RUNNING:
             return False
         grouped = _grouped(LLMCall.objects.filter(session=session), with_session_fields=False)
-        # In key order: concurrent sessions lock the rows they share in the same order.
-        for row in sorted(grouped, key=lambda r: (r["day"], r["model"], r["agent_name"], r["provider"])):
-            key = {
-                "day": row["day"],
-                "enterprise_id": session.enterprise_id,
-                "workflow_name": session.workflow_name,
-                "model": row["model"],
-                "agent_name": row["agent_name"],
-                "provider": row["provider"],
-            }
-            add_to_rollups(key, _numbers(row))
+        keyed = [
+            (
+                (
+                    row["day"],
+                    session.enterprise_id,
+                    session.workflow_name,
+                    row["model"],
+                    row["agent_name"],
+                    row["provider"],
+                ),
+                row,
+            )
+            for row in grouped
+        ]
+        # In key order: concurrent sessions (and reprice) lock the rows they share in one order.
+        for key, row in sorted(keyed, key=key_order):
+            add_to_rollups(dict(zip(KEY, key, strict=True)), _numbers(row))
         model_days = ModelDays()
         calls = LLMCall.objects.filter(session=session).annotate(_day=_day()).order_by()
         for model, provider, day, latency in calls.values_list("model", "provider", "_day", "latency_ms"):
@@ -172,17 +201,53 @@ def summarize_session(session_id: uuid.UUID | str) -> bool:
     return True
 
 
-def rebuild_rollups(*, batch_size: int = 1_000, since: dt.date | None = None) -> int:
-    """Recompute the rollups from the raw rows of finished sessions; returns the rows written.
+def _first_recomputed_day() -> dt.date | None:
+    """With ``RETENTION_DAYS``, the first day no pruned call can be on (None: every day).
 
-    With ``RETENTION_DAYS`` set, days before the raw-row cutoff are kept as they are (their rows
-    may be pruned already: the rollups are all that is left of them) and only later days are
-    recomputed; ``since`` sets that first day explicitly.
+    Retention deletes sessions that ended before ``now - RETENTION_DAYS``: their calls may be on
+    that cutoff's own day, so that day is kept like the older ones and rebuilding starts the day
+    after (a cutoff taken now is later than that of any earlier retention run).
     """
     from ag2_logging.conf import conf
 
-    if since is None and conf.resolved.retention_days:
-        since = (dt.datetime.now(dt.UTC) - dt.timedelta(days=conf.resolved.retention_days)).date()
+    days = conf.resolved.retention_days
+    if not days:
+        return None
+    return (dt.datetime.now(dt.UTC) - dt.timedelta(days=days)).date() + dt.timedelta(days=1)
+
+
+def _lock_out_writers() -> None:
+    """Make the rebuild the only writer of sessions until it commits (PostgreSQL).
+
+    ``EXCLUSIVE`` still lets readers in, but waits for, and then holds off, every transaction
+    that locks or writes a session row: ingest, summarize and reprice all lock the session first,
+    so none of them adds to, or moves, a rollup row between the rebuild's read of the calls and
+    its marking of the sessions as summarized (else a session summarized meanwhile would count
+    twice). SQLite transactions are serialized already; other databases take their chances.
+    """
+    connection = connections[router.db_for_write(Session)]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"LOCK TABLE {connection.ops.quote_name(Session._meta.db_table)} IN EXCLUSIVE MODE"
+            )
+
+
+def rebuild_rollups(*, batch_size: int = 1_000, since: dt.date | None = None) -> int:
+    """Recompute the rollups from the raw rows of finished sessions; returns the rows written.
+
+    With ``RETENTION_DAYS`` set, days up to the raw-row cutoff are kept as they are (their rows
+    may be pruned already: the rollups are all that is left of them) and only later days are
+    recomputed; ``since`` sets that first recomputed day explicitly.
+    """
+    if since is None:
+        since = _first_recomputed_day()
+    with transaction.atomic():
+        _lock_out_writers()
+        return _rebuild(batch_size, since)
+
+
+def _rebuild(batch_size: int, since: dt.date | None) -> int:
     finished = Session.objects.exclude(status=Session.Status.RUNNING)
     calls = LLMCall.objects.filter(session__in=finished)
     existing = DailyRollup.objects.all()
@@ -194,42 +259,41 @@ def rebuild_rollups(*, batch_size: int = 1_000, since: dt.date | None = None) ->
         existing = existing.filter(day__gte=since)
         existing_models = existing_models.filter(day__gte=since)
         model_calls = model_calls.filter(session_id__in=calls.values("session_id"))
-    with transaction.atomic():
-        existing.delete()
-        existing_models.delete()
-        rows = [
-            DailyRollup(
-                day=row["day"],
-                enterprise_id=row["enterprise"],
-                workflow_name=row["workflow"],
-                model=row["model"],
-                agent_name=row["agent_name"],
-                provider=row["provider"],
-                **_numbers(row),
-            )
-            for row in _grouped(calls, with_session_fields=True)
-        ]
-        DailyRollup.objects.bulk_create(rows, batch_size=batch_size)
-        model_days = ModelDays(since)
-        columns = ("session_id", "session__enterprise_id", "session__workflow_name", "model", "provider")
-        for values in (
-            model_calls.annotate(_day=_day())
-            .order_by()
-            .values_list(*columns, "_day", "latency_ms")
-            .iterator(chunk_size=10_000)
-        ):
-            model_days.add(*values)
-        ModelDayRollup.objects.bulk_create(
-            (
-                ModelDayRollup(
-                    **dict(zip(MODEL_KEY, key, strict=True)),
-                    session_count=sessions,
-                    latency_count=sum(buckets),
-                    latency_buckets=buckets,
-                )
-                for key, (sessions, buckets) in model_days.rows().items()
-            ),
-            batch_size=batch_size,
+    existing.delete()
+    existing_models.delete()
+    rows = [
+        DailyRollup(
+            day=row["day"],
+            enterprise_id=row["enterprise"],
+            workflow_name=row["workflow"],
+            model=row["model"],
+            agent_name=row["agent_name"],
+            provider=row["provider"],
+            **_numbers(row),
         )
-        finished.update(summarized_at=dt.datetime.now(dt.UTC))
+        for row in _grouped(calls, with_session_fields=True)
+    ]
+    DailyRollup.objects.bulk_create(rows, batch_size=batch_size)
+    model_days = ModelDays(since)
+    columns = ("session_id", "session__enterprise_id", "session__workflow_name", "model", "provider")
+    for values in (
+        model_calls.annotate(_day=_day())
+        .order_by()
+        .values_list(*columns, "_day", "latency_ms")
+        .iterator(chunk_size=10_000)
+    ):
+        model_days.add(*values)
+    ModelDayRollup.objects.bulk_create(
+        (
+            ModelDayRollup(
+                **dict(zip(MODEL_KEY, key, strict=True)),
+                session_count=sessions,
+                latency_count=sum(buckets),
+                latency_buckets=buckets,
+            )
+            for key, (sessions, buckets) in model_days.rows().items()
+        ),
+        batch_size=batch_size,
+    )
+    finished.update(summarized_at=dt.datetime.now(dt.UTC))
     return len(rows)
