@@ -453,21 +453,25 @@ def _use_lz4(connection: Any) -> None:
     each value, so reading needs nothing, and older rows keep theirs.
     """
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)"
-        )
-        if cursor.fetchone() is not None:
+        available = getattr(connection, "_ag2_lz4", None)
+        if available is None:  # asked once per connection wrapper: the server's build does not change
+            cursor.execute(
+                "SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)"
+            )
+            available = connection._ag2_lz4 = cursor.fetchone() is not None
+        if available:
             cursor.execute("SET LOCAL default_toast_compression = lz4")
 
 
-def _sink(session_id: uuid.UUID | None) -> _Sink:
+def _sink(session_id: uuid.UUID | None, *, new_session: bool = False) -> _Sink:
+    """The writer for this database; ``new_session``: the Session row was just created, so it
+    has no rows yet (no need to ask)."""
     connection = connections[router.db_for_write(LLMCall)]
     if connection.vendor == "postgresql":
         _use_lz4(connection)
         try:
-            return _CopySink(
-                connection, session_id, direct=session_id is not None and not _has_rows(session_id)
-            )
+            direct = session_id is not None and (new_session or not _has_rows(session_id))
+            return _CopySink(connection, session_id, direct=direct)
         except TypeError:  # a field type added to the models that COPY encoding does not know yet
             return _Sink(connection, session_id)
     if connection.vendor == "sqlite":
@@ -796,7 +800,7 @@ def ingest_journal(
             if session_id is not None
             else (None, False)
         )
-        sink = _sink(session_id)
+        sink = _sink(session_id, new_session=created)
         spilled_from = session_id if spilled_any else None
         read = _read_rows(
             _all_lines(seen, lines, spilled_from, spilled, sink.pause), session_id, sink, issues, result
