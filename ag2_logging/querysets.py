@@ -17,6 +17,8 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
+from ag2_logging.events import ROLLUP_COUNTERS, SESSION_COUNTERS
+
 if TYPE_CHECKING:
     from ag2_logging.models import DailyRollup, LLMCall, ModelDayRollup, Session  # noqa: F401
 
@@ -163,33 +165,10 @@ class LLMCallQuerySet(models.QuerySet["LLMCall"]):
 
 
 #: The totals a ``Session`` row keeps (recomputed from its calls by ``LLMCallQuerySet.totals``).
-SESSION_TOTALS = (
-    "call_count",
-    "error_count",
-    "retry_count",
-    "unpriced_calls",
-    "prompt_tokens",
-    "completion_tokens",
-    "cached_tokens",
-    "reasoning_tokens",
-    "total_tokens",
-    "total_cost",
-)
+SESSION_TOTALS = SESSION_COUNTERS
 
 #: Summed columns of ``DailyRollup``.
-ROLLUP_SUMS = (
-    "call_count",
-    "error_count",
-    "retry_count",
-    "unpriced_calls",
-    "prompt_tokens",
-    "completion_tokens",
-    "cached_tokens",
-    "reasoning_tokens",
-    "total_tokens",
-    "cost",
-    "latency_ms_sum",
-)
+ROLLUP_SUMS = ROLLUP_COUNTERS
 
 
 class DailyRollupQuerySet(models.QuerySet["DailyRollup"]):
