@@ -45,6 +45,7 @@ from typing import IO, Any
 import orjson
 
 from ag2_logging import pricing
+from ag2_logging.recorder import Totals
 from ag2_logging.redaction import redact, redact_text
 from ag2_logging.sanitize import LineSanitizer, fsync_dir, merge_counts
 
@@ -61,6 +62,8 @@ __all__ = [
     "summarize_runtime_log",
 ]
 
+#: Statuses a legacy session may end with (Session.Status, less "running": an import is finished).
+_FINISHED = frozenset({"completed", "failed", "cancelled", "interrupted"})
 NAMESPACE = uuid.UUID("5d7f3c2e-2a41-4f0e-9a63-0d8f5b1e7c44")
 SQLITE_MAGIC = b"SQLite format 3\x00"
 #: Files at least this big get a progress bar on stderr.
@@ -626,9 +629,7 @@ def _price(log: LegacyLog) -> None:
         )
         call.prompt_tokens, call.completion_tokens = usage.prompt_tokens, usage.completion_tokens
         call.cached_tokens, call.reasoning_tokens = usage.cached_tokens, usage.reasoning_tokens
-        if call.error or call.is_cached:
-            call.cost, call.price_status = Decimal(0), "priced"
-            continue
+        # The cost-zero rules (failed calls, AG2 cache hits) are price_call's, as for the recorder.
         result = pricing.price_call(
             call.provider,
             call.model,
@@ -636,6 +637,8 @@ def _price(log: LegacyLog) -> None:
             at=call.ended_at or datetime.now(UTC),
             overrides=pricing_overrides(),
             local_rate=conf.resolved.local_model_rate,
+            error=call.error,
+            is_cached=call.is_cached,
         )
         call.cost, call.price_status = result.cost, result.status
 
@@ -735,14 +738,151 @@ def _call_id(log: LegacyLog, call: LegacyCall) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, f"{log.identity}:call:{call.session_key}:{call.key}")
 
 
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _call_event(log: LegacyLog, call: LegacyCall, seq: int, fallback: datetime) -> dict[str, Any]:
+    """The ``llm_call`` event the recorder would have written for this call (same keys)."""
+    ended = call.ended_at or call.started_at or fallback
+    return {
+        "type": "llm_call",
+        "id": str(_call_id(log, call)),
+        "ts": ended.isoformat(),
+        "generation": "classic",
+        "invocation_id": call.key[:64],
+        "agent_name": call.agent_name,
+        "provider": call.provider,
+        "model": call.model,
+        "response_id": call.response_id,
+        "prompt_tokens": call.prompt_tokens,
+        "completion_tokens": call.completion_tokens,
+        "cached_tokens": call.cached_tokens,
+        "cache_write_tokens": 0,
+        "reasoning_tokens": call.reasoning_tokens,
+        "total_tokens": call.total_tokens,
+        "cost": str(call.cost) if call.cost is not None else None,
+        "price_status": call.price_status,
+        "ag2_cost": str(call.ag2_cost) if call.ag2_cost is not None else None,
+        "latency_ms": (
+            (call.ended_at - call.started_at).total_seconds() * 1000.0
+            if call.started_at and call.ended_at
+            else None
+        ),
+        "is_cached": call.is_cached,
+        "status": "error" if call.error else "success",
+        "error": call.error,
+        "attempt": 1,
+        "retries": 0,
+        "started_at": _iso(call.started_at),
+        "ended_at": ended.isoformat(),
+        "request": call.request,
+        "response": call.response,
+        "seq": seq,
+    }
+
+
+def _totals(session: LegacySession, redactions: dict[str, int]) -> dict[str, Any]:
+    totals = Totals(tool_calls=session.tool_calls, agent_events=session.agent_events, redactions=redactions)
+    for call in session.calls:
+        totals.call_count += 1
+        totals.error_count += bool(call.error)
+        totals.prompt_tokens += call.prompt_tokens
+        totals.completion_tokens += call.completion_tokens
+        totals.cached_tokens += call.cached_tokens
+        totals.reasoning_tokens += call.reasoning_tokens
+        totals.total_tokens += call.total_tokens
+        if call.cost is None:
+            totals.unpriced_calls += 1
+        else:
+            totals.total_cost += call.cost
+    return totals.as_dict()
+
+
+def journal_events(
+    log: LegacyLog, session: LegacySession, header: dict[str, Any], redactions: dict[str, int]
+) -> list[dict[str, Any]]:
+    """A legacy session as the journal the recorder writes: ``session_start``, one ``llm_call``
+    per call, ``session_end``. Ids derive from the file's identity, so they repeat on re-import."""
+    started = datetime.fromisoformat(header["started_at"])
+    ends = [t for c in session.calls if (t := c.ended_at or c.started_at) is not None]
+    ended = session.ended_at or max(ends, default=started)
+    events: list[dict[str, Any]] = [
+        {
+            "type": "session_start",
+            "id": header["session_id"],
+            "ts": _iso(started),
+            "session": header,
+            "seq": 1,
+        }
+    ]
+    events += [_call_event(log, call, seq, started) for seq, call in enumerate(session.calls, start=2)]
+    status = session.status if session.status in _FINISHED else "completed"
+    events.append(
+        {
+            "type": "session_end",
+            "id": header["session_id"],
+            "ts": _iso(ended),
+            "status": status,
+            "error": "",
+            "ended_at": _iso(ended),
+            "totals": _totals(session, redactions),
+            "seq": len(events) + 1,
+        }
+    )
+    return events
+
+
+def _write_journal(path: Path, events: list[dict[str, Any]]) -> None:
+    """Write the whole journal at once (temporary file, fsync, rename): a reader never sees half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(b"".join(orjson.dumps(e, default=str) + b"\n" for e in events))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def _header(
+    session: LegacySession,
+    session_id: uuid.UUID,
+    path: Path,
+    overrides: tuple[str | None, str | None],
+    now: datetime,
+) -> dict[str, Any]:
+    """The ``session_start`` header the recorder writes (``SessionRecorder.header``'s keys)."""
+    from ag2_logging.conf import conf
+
+    enterprise_id, workflow_name = overrides
+    starts = [t for c in session.calls if (t := c.started_at or c.ended_at) is not None]
+    return {
+        "session_id": str(session_id),
+        "chat_id": (session.chat_id or session.key)[:255],
+        "workflow_name": (workflow_name if workflow_name is not None else session.workflow_name)[:255],
+        "enterprise_id": (enterprise_id if enterprise_id is not None else session.enterprise_id)[:255],
+        "parent_id": None,
+        "started_at": _iso(session.started_at or min(starts, default=now)),
+        "host": conf.resolved.host_name,
+        "pid": os.getpid(),
+        "journal_path": str(path),
+    }
+
+
 def ingest_log(
     log: LegacyLog, *, enterprise_id: str | None = None, workflow_name: str | None = None
 ) -> tuple[int, int, int]:
-    """Rows for a parsed (sanitized) legacy log: (sessions, sessions created, calls created)."""
-    from django.db import transaction
+    """Rows for a parsed (sanitized) legacy log: (sessions, sessions created, calls created).
 
-    from ag2_logging.ingest import refresh_session_totals
+    Each session becomes a journal, ``JOURNAL_DIR/imported/<session>.jsonl``, in the recorder's
+    format, which then takes the one path every session takes: ``ingest_journal``, then
+    ``summarize_session`` (so the reports see it at once).
+    """
+    from ag2_logging.conf import conf
+    from ag2_logging.ingest import ingest_journal
     from ag2_logging.models import LLMCall, Session
+    from ag2_logging.rollups import summarize_session
 
     sessions = created_sessions = created_calls = 0
     now = datetime.now(UTC)
@@ -751,73 +891,19 @@ def ingest_log(
             continue
         sessions += 1
         sid = _session_id(log, session.key)
-        starts = [t for c in session.calls if (t := c.started_at or c.ended_at) is not None]
-        ends = [t for c in session.calls if (t := c.ended_at or c.started_at) is not None]
-        first, last = min(starts, default=None), max(ends, default=None)
-        with transaction.atomic():
-            row, created = Session.objects.select_for_update().get_or_create(
-                id=sid,
-                defaults={
-                    "chat_id": (session.chat_id or session.key)[:255],
-                    "workflow_name": (workflow_name if workflow_name is not None else session.workflow_name)[
-                        :255
-                    ],
-                    "enterprise_id": (enterprise_id if enterprise_id is not None else session.enterprise_id)[
-                        :255
-                    ],
-                    "status": session.status if session.status in Session.Status.values else "completed",
-                    "source": Session.Source.IMPORTED,
-                    "started_at": session.started_at or first or now,
-                    "ended_at": session.ended_at or last,
-                    "journal_path": "",
-                },
-            )
-            created_sessions += int(created)
-            ids = {_call_id(log, call): call for call in session.calls}
-            existing = set(LLMCall.objects.filter(pk__in=list(ids)).values_list("pk", flat=True))
-            rows = [
-                LLMCall(
-                    id=call_id,
-                    session=row,
-                    seq=seq,
-                    invocation_id=call.key[:64],
-                    agent_name=call.agent_name[:255],
-                    provider=call.provider[:64],
-                    model=call.model[:255],
-                    response_id=call.response_id[:255],
-                    prompt_tokens=call.prompt_tokens,
-                    completion_tokens=call.completion_tokens,
-                    cached_tokens=call.cached_tokens,
-                    reasoning_tokens=call.reasoning_tokens,
-                    total_tokens=call.total_tokens,
-                    cost=call.cost,
-                    price_status=call.price_status,
-                    ag2_cost=call.ag2_cost,
-                    latency_ms=(
-                        (call.ended_at - call.started_at).total_seconds() * 1000.0
-                        if call.started_at and call.ended_at
-                        else None
-                    ),
-                    is_cached=call.is_cached,
-                    status=LLMCall.Status.ERROR if call.error else LLMCall.Status.SUCCESS,
-                    error=call.error,
-                    started_at=call.started_at,
-                    ended_at=call.ended_at,
-                    request=call.request,
-                    response=call.response,
-                )
-                for seq, (call_id, call) in enumerate(ids.items(), start=1)
-                if call_id not in existing
-            ]
-            LLMCall.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
-            created_calls += len(rows)
-            refresh_session_totals(row)
-            row.error_count = sum(1 for c in session.calls if c.error)
-            if created:
-                row.redactions = dict(session.redactions)
-            row.sanitized_at = now
-            row.ingested_at = now
-            row.save()
+        before = Session.objects.filter(pk=sid).values("redactions").first()
+        ids = {_call_id(log, call) for call in session.calls}
+        known = LLMCall.objects.filter(pk__in=ids).count()
+        # Counts of a re-import of the sanitized copy would be empty: the first import's stay.
+        redactions = (before["redactions"] if before else None) or dict(session.redactions)
+        path = conf.resolved.journal_dir / "imported" / f"{sid}.jsonl"
+        header = _header(session, sid, path, (enterprise_id, workflow_name), now)
+        _write_journal(path, journal_events(log, session, header, redactions))
+        ingest_journal(path, expected_session_id=sid)
+        Session.objects.filter(pk=sid).update(source=Session.Source.IMPORTED, sanitized_at=now)
+        summarize_session(sid)
+        created_sessions += before is None
+        created_calls += len(ids) - known
     return sessions, created_sessions, created_calls
 
 

@@ -7,6 +7,7 @@ import io
 import json
 import sqlite3
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ from django.core.management import call_command
 
 from ag2_logging.integrations import classic
 from ag2_logging.legacy_import import import_log, summarize_autogen_runtime_file, summarize_runtime_log
-from ag2_logging.models import LLMCall, Session
+from ag2_logging.models import DailyRollup, LLMCall, Session
+from ag2_logging.rollups import rebuild_rollups
 from ag2_logging.testing import FakeLLMServer
 from tests.conftest import expected_cost, llm_config
 from tests.secrets_scan import planted_corpus, scan_database, scan_files
@@ -263,3 +265,112 @@ def test_command_rejects_missing_files(tmp_path: Path) -> None:
 
     with pytest.raises(CommandError, match="not a file"):
         call_command("ag2_logging_import", str(tmp_path / "nope.log"))
+
+
+def three_call_log(path: Path, when: datetime) -> Path:
+    """A FileLogger log of one session with three completed gpt-4o-mini calls, written by hand."""
+    lines = ["Started new session with Session ID: 6f1c3e9a-0000-4000-8000-000000000003"]
+    for i, (prompt, completion) in enumerate([(1000, 200), (2000, 300), (1500, 100)]):
+        start = when + timedelta(minutes=i)
+        response = {
+            "id": f"chatcmpl-{i}",
+            "model": "gpt-4o-mini",
+            "usage": {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+            },
+        }
+        record = {
+            "invocation_id": f"inv-{i}",
+            "client_id": 1,
+            "wrapper_id": 1,
+            "request": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"question {i}"}]},
+            "response": response,
+            "is_cached": 0,
+            "cost": 0.001,
+            "start_time": start.strftime("%Y-%m-%d %H:%M:%S.%f"),
+            "end_time": (start + timedelta(seconds=2)).strftime("%Y-%m-%d %H:%M:%S.%f"),
+            "source_name": "assistant",
+        }
+        lines.append(json.dumps(record))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def rollup_rows() -> list[tuple[Any, ...]]:
+    fields = (
+        "day",
+        "enterprise_id",
+        "workflow_name",
+        "model",
+        "agent_name",
+        "provider",
+        "call_count",
+        "cost",
+    )
+    return sorted(DailyRollup.objects.values_list(*fields))
+
+
+def test_imported_calls_reach_the_reports_without_a_rebuild(tmp_path: Path) -> None:
+    when = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0)
+    log = three_call_log(tmp_path / "runtime.log", when)
+    call_command("ag2_logging_import", str(log), "--no-progress", stdout=io.StringIO(), stderr=io.StringIO())
+
+    expected = sum(
+        (expected_cost("gpt-4o-mini", p, c, 0, 0) for p, c in [(1000, 200), (2000, 300), (1500, 100)]),
+        Decimal(0),
+    )
+    out = io.StringIO()
+    call_command("ag2_logging_report", "day", "--days", "1", "--format", "json", stdout=out)
+    rows = {row["day"]: row for row in json.loads(out.getvalue())["rows"]}
+    assert set(rows) == {when.date().isoformat(), "TOTAL"}
+    for row in rows.values():
+        assert row["calls"] == 3
+        assert Decimal(str(row["cost"])) == expected > 0
+        assert not row["unpriced_calls"]
+
+    session = Session.objects.get()
+    assert session.source == "imported" and session.summarized_at is not None
+    assert session.status == "completed" and session.total_cost == expected
+    journal = Path(session.journal_path)
+    assert journal.parent.name == "imported" and journal.name == f"{session.pk}.jsonl"
+
+    snapshot = rollup_rows()
+    assert sum(row[6] for row in snapshot) == 3
+    rebuild_rollups()
+    assert rollup_rows() == snapshot
+
+    # Importing the same log again adds nothing, to the rows or to the rollups.
+    again = import_log(log, progress=False)
+    assert (again.sessions_created, again.calls_created) == (0, 0)
+    assert LLMCall.objects.count() == 3
+    assert rollup_rows() == snapshot
+
+
+def test_imported_journal_has_the_recorders_event_shapes(tmp_path: Path) -> None:
+    """The importer writes what the recorder writes: same header, call and closing keys."""
+    from ag2_logging.conf import conf
+    from ag2_logging.recorder import SessionRecorder
+
+    recorder = SessionRecorder(settings=conf.resolved, chat_id="shape")
+    live_call = recorder.record_llm_call(
+        agent_name="a", provider="openai", model="gpt-4o-mini", prompt_tokens=10, completion_tokens=5
+    )
+    recorder.finish("completed")
+    live = [json.loads(line) for line in recorder.journal_path.read_text().splitlines()]
+
+    import_log(three_call_log(tmp_path / "runtime.log", datetime.now(UTC)), progress=False)
+    journal = Path(Session.objects.get(source="imported").journal_path)
+    imported = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert [e["type"] for e in imported] == [
+        "session_start",
+        "llm_call",
+        "llm_call",
+        "llm_call",
+        "session_end",
+    ]
+    assert set(imported[0]["session"]) == set(live[0]["session"])
+    assert set(imported[1]) == set(live_call) | {"seq"}
+    assert set(imported[-1]) == set(live[-1]) and set(imported[-1]["totals"]) == set(live[-1]["totals"])
+    assert imported[-1]["totals"]["call_count"] == 3
