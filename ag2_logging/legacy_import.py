@@ -17,9 +17,12 @@ written beside the original (``<name>.sanitized``, or ``<name>.sanitized.db`` fo
 or the original is rewritten atomically with ``in_place=True`` (a database is then vacuumed, so
 no free page keeps an old value). Everything after reads the sanitized data only.
 
-Rows take deterministic ids (``uuid5`` of the file's identity, the legacy session and the call's
+Each session becomes the journal the recorder would have written (``session_start``,
+``llm_call``, ``session_end``), ``JOURNAL_DIR/imported/<session>.jsonl``, and takes the one path
+every session takes: ``ingest_journal`` then ``summarize_session``, so reports see it at once.
+Events take deterministic ids (``uuid5`` of the file's identity, the legacy session and the call's
 ``invocation_id`` or line), so importing a file twice, or its sanitized copy, adds nothing. Calls
-are priced like the recorder prices them (``ag2_logging.pricing``); AG2's own cost is kept as
+are priced by ``pricing.price_call`` (its cost-zero rules included); AG2's own cost is kept as
 ``ag2_cost``. Malformed lines are counted and reported with their numbers, never fatal.
 """
 
@@ -45,7 +48,7 @@ from typing import IO, Any
 import orjson
 
 from ag2_logging import pricing
-from ag2_logging.recorder import Totals
+from ag2_logging.capture.recorder import Totals
 from ag2_logging.redaction import redact, redact_text
 from ag2_logging.sanitize import LineSanitizer, fsync_dir, merge_counts
 
@@ -615,8 +618,8 @@ def read_log(
 
 
 def _price(log: LegacyLog) -> None:
+    from ag2_logging.capture.recorder import pricing_overrides
     from ag2_logging.conf import conf
-    from ag2_logging.recorder import pricing_overrides
 
     for call in log.calls:
         usage = pricing.normalize_usage(
