@@ -11,9 +11,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
     __version__ = "0.0.0"
 
 if TYPE_CHECKING:
-    from ag2_logging.decorators import ag2_logged
-    from ag2_logging.legacy_import import summarize_autogen_runtime_file, summarize_runtime_log
-    from ag2_logging.sessions import (
+    from ag2_logging.capture.scope import (
         AG2RuntimeLogger,
         ag2_logging_session,
         current_session_id,
@@ -22,6 +20,8 @@ if TYPE_CHECKING:
         is_enabled,
         session_totals,
     )
+    from ag2_logging.decorators import ag2_logged
+    from ag2_logging.legacy_import import summarize_autogen_runtime_file, summarize_runtime_log
 
 __all__ = [
     "AG2RuntimeLogger",
@@ -48,7 +48,7 @@ def __getattr__(name: str) -> Any:
 
         return ag2_logged
     if name in __all__:
-        from ag2_logging import sessions
+        from ag2_logging.capture import scope as sessions
 
         return getattr(sessions, name)
     raise AttributeError(name)

@@ -20,6 +20,12 @@ def _invalidate_price_overrides(**kwargs: Any) -> None:
             module.invalidate()
 
 
+def _install_integrations() -> None:
+    from ag2_logging.integrations import install_integrations
+
+    install_integrations()
+
+
 class Ag2LoggingConfig(AppConfig):
     name = "ag2_logging"
     verbose_name = "AG2 logging"
@@ -41,6 +47,10 @@ class Ag2LoggingConfig(AppConfig):
                 sender="ag2_logging.ModelPrice",
                 dispatch_uid=f"ag2_logging.prices.{uid}",
             )
+        from ag2_logging import capture
+
+        if _install_integrations not in capture.before_session:
+            capture.before_session.append(_install_integrations)
         if conf.enabled:
             self._start_recording()
 
@@ -49,7 +59,7 @@ class Ag2LoggingConfig(AppConfig):
         """Logging on: what recording needs, imported now rather than on the first call."""
         from celery.signals import before_task_publish
 
-        from ag2_logging import recorder
+        from ag2_logging.capture import recorder
         from ag2_logging.decorators import add_session_header
         from ag2_logging.pricing import overrides as price_overrides
 

@@ -26,8 +26,8 @@ import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
+from ag2_logging.capture.scope import ag2_logging_session
 from ag2_logging.conf import conf
-from ag2_logging.sessions import ag2_logging_session
 
 F = TypeVar("F", bound=Callable[..., Any])
 IdSource = str | Callable[..., Any] | None
@@ -184,7 +184,7 @@ def ag2_logged(
 
 def add_session_header(headers: dict[str, Any] | None = None, **kwargs: Any) -> None:
     """``before_task_publish`` receiver: a task enqueued inside a session carries its ids."""
-    from ag2_logging.context import current_session
+    from ag2_logging.capture.context import current_session
 
     recorder = current_session.get()
     if recorder is None or headers is None:

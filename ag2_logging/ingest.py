@@ -44,8 +44,8 @@ import orjson
 from django.db import IntegrityError, connections, models, router, transaction
 
 from ag2_logging import ingest_rows as rows_mod
+from ag2_logging.capture.journal import JournalLine, parse_line, read_journal
 from ag2_logging.ingest_rows import Issues, strip_nul
-from ag2_logging.journal import JournalLine, parse_line, read_journal
 from ag2_logging.models import AgentEvent, LLMCall, Session, SpilledEvent, ToolCall
 
 logger = logging.getLogger("ag2_logging.ingest")

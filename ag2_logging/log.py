@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 
-from ag2_logging.context import get_current_recorder
+from ag2_logging.capture.context import get_current_recorder
 
 FIELDS = ("session_id", "chat_id", "workflow_name", "enterprise_id")
 

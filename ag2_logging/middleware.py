@@ -21,10 +21,10 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import Resolver404, resolve
 
+from ag2_logging.capture.context import current_session
+from ag2_logging.capture.recorder import SessionRecorder
+from ag2_logging.capture.scope import close_session, open_session, status_for
 from ag2_logging.conf import conf
-from ag2_logging.context import current_session
-from ag2_logging.recorder import SessionRecorder
-from ag2_logging.sessions import close_session, open_session, status_for
 
 F = TypeVar("F", bound=Callable[..., Any])
 MARKER = "ag2_logging_view"

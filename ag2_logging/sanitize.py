@@ -35,7 +35,7 @@ from typing import Any
 
 import orjson
 
-from ag2_logging import runtime_log
+from ag2_logging.capture import runtime_log
 from ag2_logging.redaction import MARKER, redact, redact_text
 
 logger = logging.getLogger("ag2_logging.sanitize")

@@ -30,10 +30,10 @@ def _template() -> list[dict[str, Any]]:
     """session_start, llm_call and session_end events exactly as the recorder writes them."""
     import orjson
 
+    from ag2_logging.capture.context import current_session
+    from ag2_logging.capture.recorder import SessionRecorder
     from ag2_logging.conf import conf
-    from ag2_logging.context import current_session
     from ag2_logging.integrations import classic
-    from ag2_logging.recorder import SessionRecorder
 
     ours = classic.install()
     agent = make_agent()
@@ -112,7 +112,7 @@ def _reference(path: Path) -> int:
     from django.db import transaction
 
     from ag2_logging import ingest
-    from ag2_logging.journal import read_journal
+    from ag2_logging.capture.journal import read_journal
     from ag2_logging.models import LLMCall, Session
 
     events = [line.event for line in read_journal(path) if line.event]

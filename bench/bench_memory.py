@@ -73,7 +73,7 @@ def _sessions(enabled: bool, sessions: int) -> int:
         from autogen import runtime_logging
 
         from ag2_logging import ag2_logging_session, flush
-        from ag2_logging.context import bindings
+        from ag2_logging.capture.context import bindings
         from ag2_logging.integrations import classic
 
         if enabled:

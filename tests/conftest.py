@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 import tests.celery_app  # noqa: F401 - binds shared tasks to the test Celery app (eager)
-from ag2_logging import sessions
+from ag2_logging import flush
+from ag2_logging.capture import unattributed
+from ag2_logging.capture.context import bindings, current_session
 from ag2_logging.conf import conf
-from ag2_logging.context import bindings, current_session
 from ag2_logging.integrations import ag2_available, classic_available
 from ag2_logging.testing import FakeLLMServer
 
@@ -68,9 +69,9 @@ def logs_dir(tmp_path: Path, settings: Any) -> Iterator[Path]:
     """Each test writes its runtime log and journals under its own tmp_path."""
     settings.AG2_LOGGING = {**settings.AG2_LOGGING, "LOG_FILE": str(tmp_path / "logs" / "ag2_runtime.log")}
     conf.reload()
-    sessions._unattributed = None
+    unattributed.reset()
     yield tmp_path / "logs"
-    sessions.flush()
+    flush()
     conf.reload()
 
 

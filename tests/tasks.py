@@ -7,7 +7,7 @@ from typing import Any
 from celery import shared_task
 
 from ag2_logging import ag2_logged
-from ag2_logging.context import current_session
+from ag2_logging.capture.context import current_session
 
 
 def state() -> dict[str, Any]:

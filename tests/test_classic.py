@@ -12,7 +12,8 @@ import autogen
 import pytest
 from autogen import runtime_logging
 
-from ag2_logging import ag2_logging_session, flush, sessions
+from ag2_logging import ag2_logging_session, flush
+from ag2_logging.capture import counters, unattributed
 from ag2_logging.ingest import ingest_journal
 from ag2_logging.integrations import classic
 from ag2_logging.models import AgentEvent, LLMCall, Session, ToolCall
@@ -185,7 +186,7 @@ def test_calls_outside_a_session_are_unattributed_and_never_land_elsewhere(
     warnings = [r for r in caplog.records if "outside any session" in r.getMessage()]
     assert len(warnings) == 1  # warned once per process, not per call
 
-    journal = sessions.get_unattributed_recorder().journal_path
+    journal = unattributed.get_unattributed_recorder().journal_path
     result = ingest_journal(journal)
     assert result.session_id is None and result.llm_calls == 2
     assert LLMCall.objects.unattributed().count() == 2
@@ -222,18 +223,18 @@ def test_api_key_and_unserializable_objects_never_break_or_leak(llm: FakeLLMServ
 def test_a_failing_recorder_never_reaches_the_agent(
     llm: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ag2_logging.recorder import BaseRecorder
+    from ag2_logging.capture.recorder import BaseRecorder
 
     def explode(self: Any, **kwargs: Any) -> None:
         raise RuntimeError("recorder is broken")
 
     monkeypatch.setattr(BaseRecorder, "record_llm_call", explode)
-    before = sessions.stats["hook_failures"]
+    before = counters.stats["hook_failures"]
     assistant, user = make_agents(llm)
     with ag2_logging_session("chat-broken", "triage", "acme"):
         result = user.initiate_chat(assistant, message="still works [[terminate]]", max_turns=1)
     assert "fake reply" in result.chat_history[-1]["content"]
-    assert sessions.stats["hook_failures"] == before + 1
+    assert counters.stats["hook_failures"] == before + 1
     assert Session.objects.get().status == "completed"
 
 

@@ -21,11 +21,12 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import Client
 
-from ag2_logging import ag2_logging_session, sessions, spill
+from ag2_logging import ag2_logging_session, flush
+from ag2_logging.capture import spill
+from ag2_logging.capture.recorder import SessionRecorder
 from ag2_logging.conf import conf
 from ag2_logging.ingest import ingest_journal
 from ag2_logging.models import LLMCall, Session, SpilledEvent, ToolCall
-from ag2_logging.recorder import SessionRecorder
 from ag2_logging.testing import FakeLLMServer
 from tests.test_classic import make_agents
 
@@ -51,7 +52,7 @@ def full_disk(tmp_path: Path, settings: Any) -> Iterator[Path]:
         conf.reload()
         yield mount
     finally:
-        sessions.flush()
+        flush()
         # Lazy: the runtime log may still hold its descriptor; the mount goes when it closes.
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
@@ -75,7 +76,7 @@ def _chat(llm: FakeLLMServer, chat_id: str) -> SessionRecorder:
     with ag2_logging_session(chat_id, "wf-full", "acme") as recorder:
         assert recorder is not None
         user.initiate_chat(assistant, message=CHAT, max_turns=3, silent=True)
-    sessions.flush()
+    flush()
     return recorder
 
 
@@ -145,7 +146,7 @@ def database_refuses_spills() -> Iterator[None]:
     try:
         yield
     finally:
-        sessions.flush()
+        flush()
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
                 cursor.execute(f"DROP TRIGGER IF EXISTS ag2_refuse ON {table}")

@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 from ag2_logging import ag2_logging_session, events
+from ag2_logging.capture.recorder import Totals
 from ag2_logging.models import DailyRollup, Session
-from ag2_logging.recorder import Totals
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -34,7 +34,8 @@ CHILD_PRELUDE = textwrap.dedent(
     django.setup()
     import tests.celery_app  # noqa: F401
     import autogen
-    from ag2_logging import ag2_logging_session, flush, sessions
+    from ag2_logging import ag2_logging_session, flush
+    from ag2_logging.capture.counters import stats
     cfg = {"config_list": [{"model": "gpt-4o-mini", "api_key": "sk-x", "base_url": os.environ["LLM_URL"]}],
            "cache_seed": None}
     assistant = autogen.AssistantAgent("assistant", llm_config=cfg)
@@ -110,7 +111,7 @@ def test_database_refusing_connections_during_a_session(llm: FakeLLMServer, tmp_
                 settings["PORT"] = 1
             flush()
         flush()
-        print("db_failures", sessions.stats["db_failures"], flush=True)
+        print("db_failures", stats["db_failures"], flush=True)
         """
     )
     proc = run_child(script, child_env(tmp_path, LLM_URL=llm.base_url))
@@ -139,7 +140,7 @@ def test_database_down_for_the_whole_session_leaves_an_orphan_journal(
         with ag2_logging_session("c-orphan", "wf", "acme"):
             user.initiate_chat(assistant, message="go [[marker:o]]", max_turns=2, silent=True)
         flush()
-        print("db_failures", sessions.stats["db_failures"], flush=True)
+        print("db_failures", stats["db_failures"], flush=True)
         """
         )
     )
@@ -245,7 +246,7 @@ def test_worker_killed_in_the_middle_of_ingest(tmp_path: Path, settings: Any) ->
 def test_journal_disk_full_the_workflow_completes_and_the_session_shows_incomplete(
     llm: FakeLLMServer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ag2_logging import spill
+    from ag2_logging.capture import spill
 
     # The database cannot take the refused lines either (tests/test_disk_full.py: when it can).
     monkeypatch.setattr(spill, "MAX_PENDING_SPILLS", 0)

@@ -18,8 +18,8 @@ import pytest
 from django.db import transaction
 
 from ag2_logging import ag2_logging_session
+from ag2_logging.capture.journal import JournalWriter, read_journal
 from ag2_logging.ingest import ingest_journal
-from ag2_logging.journal import JournalWriter, read_journal
 from ag2_logging.models import AgentEvent, LLMCall, Session, ToolCall
 from ag2_logging.testing import FakeLLMServer
 from tests.test_classic import make_agents

@@ -350,8 +350,8 @@ def test_imported_calls_reach_the_reports_without_a_rebuild(tmp_path: Path) -> N
 
 def test_imported_journal_has_the_recorders_event_shapes(tmp_path: Path) -> None:
     """The importer writes what the recorder writes: same header, call and closing keys."""
+    from ag2_logging.capture.recorder import SessionRecorder
     from ag2_logging.conf import conf
-    from ag2_logging.recorder import SessionRecorder
 
     recorder = SessionRecorder(settings=conf.resolved, chat_id="shape")
     live_call = recorder.record_llm_call(

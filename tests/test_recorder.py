@@ -11,10 +11,10 @@ import orjson
 import pytest
 
 from ag2_logging import signals
+from ag2_logging.capture.journal import read_journal
+from ag2_logging.capture.recorder import SessionRecorder
+from ag2_logging.capture.serialize import new_id, truncate_strings
 from ag2_logging.conf import conf
-from ag2_logging.journal import read_journal
-from ag2_logging.recorder import SessionRecorder
-from ag2_logging.serialize import new_id, truncate_strings
 
 SECRET = "sk-proj-Zq8c1x9VbN3mK2pL7wR4tY6uI0oPaSdFgHjK"
 
@@ -128,7 +128,7 @@ def test_text_that_is_not_valid_unicode_is_recorded_not_lost(recorder: SessionRe
 
 def test_a_secret_across_the_summary_limit_does_not_leave_its_head(tmp_path: Path) -> None:
     """Tool results are redacted before they are cut to 2,000 characters."""
-    from ag2_logging.recorder import UnattributedRecorder
+    from ag2_logging.capture.recorder import UnattributedRecorder
 
     secret = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
     recorder = UnattributedRecorder(conf.resolved)

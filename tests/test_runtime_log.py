@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from ag2_logging import runtime_log
+from ag2_logging.capture import runtime_log
 from ag2_logging.conf import conf
 
 
@@ -108,7 +108,7 @@ WORKER = textwrap.dedent(
         AG2_LOGGING={"LOG_FILE": log_file, "LOG_MAX_BYTES": int(max_bytes), "LOG_BACKUP_COUNT": int(backups)}
     )
     django.setup()
-    from ag2_logging import runtime_log
+    from ag2_logging.capture import runtime_log
 
     print("ready", flush=True)
     while not os.path.exists(go):

@@ -140,8 +140,8 @@ def test_sanitize_pass_removes_what_the_hot_path_let_through(
     on disk and in the rows already ingested, and the counts are merged."""
     import random
 
+    from ag2_logging.capture.recorder import BaseRecorder
     from ag2_logging.conf import conf
-    from ag2_logging.recorder import BaseRecorder
 
     # The session-end pipeline runs sanitize before ingest; here the rows were ingested first,
     # as a version without the sanitize pass did.
@@ -167,7 +167,7 @@ def test_sanitize_pass_removes_what_the_hot_path_let_through(
             },
         )
         runtime_line_secret = sample("slack_webhook", rng)
-        from ag2_logging import runtime_log
+        from ag2_logging.capture import runtime_log
 
         runtime_log.write(f"# AG2 NOTE: {recorder.session_id} posted to {runtime_line_secret.text}")
         runtime_log.write(f"another session's line {runtime_line_secret.text}")

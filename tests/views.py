@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import View
 
 from ag2_logging import ag2_logged, current_session_id
-from ag2_logging.context import current_session
+from ag2_logging.capture.context import current_session
 from ag2_logging.middleware import logged_view
 
 

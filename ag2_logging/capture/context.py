@@ -9,7 +9,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ag2_logging.recorder import SessionRecorder
+    from ag2_logging.capture.recorder import SessionRecorder
 
 logger = logging.getLogger("ag2_logging.context")
 

@@ -29,10 +29,10 @@ from typing import Any
 import orjson
 
 from ag2_logging import pricing, signals
+from ag2_logging.capture.journal import JournalWriter
+from ag2_logging.capture.serialize import dumps, new_id, to_jsonable, truncate_strings
 from ag2_logging.conf import Resolved
-from ag2_logging.journal import JournalWriter
 from ag2_logging.redaction import may_contain_secrets, redact_json, redact_keys
-from ag2_logging.serialize import dumps, new_id, to_jsonable, truncate_strings
 
 logger = logging.getLogger("ag2_logging.recorder")
 
@@ -168,7 +168,7 @@ class BaseRecorder:
         """Wait for this recorder's spilled lines to be stored (or to fail), if there are any."""
         last = self._last_spill
         if last is not None:
-            from ag2_logging.spill import settle
+            from ag2_logging.capture.spill import settle
 
             settle(last)
 

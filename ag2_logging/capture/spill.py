@@ -1,6 +1,6 @@
 """When the disk refuses a journal line (full, read-only), the database takes it instead.
 
-The recorder calls ``spill_line`` (injected by ``sessions.open_session``, so the recorder imports
+The recorder calls ``spill_line`` (injected by ``capture.scope.open_session``, so the recorder imports
 neither this module's database side nor ``sessions``) with the line it could not write. Lines
 wait in a bounded queue and are stored as ``SpilledEvent`` rows by the app's database thread, in
 batches and in order: a spill submitted before the session's closing work (``_persist_end``,
@@ -58,7 +58,7 @@ def spill_line(
     future is done once the line's batch has been handled (stored or failed).
     """
     global _in_flight, _drain
-    from ag2_logging.sessions import submit_db  # sessions imports the recorder, which imports us
+    from ag2_logging.capture.db_thread import submit_db
 
     with _lock:
         if _in_flight >= MAX_PENDING_SPILLS:
@@ -89,15 +89,9 @@ def _store_batch() -> None:
 
 
 def _store(batch: list[_Pending]) -> None:
-    from ag2_logging.models import SpilledEvent
+    from ag2_logging.pipeline.handoff import store_spilled
 
-    if batch:
-        SpilledEvent.objects.bulk_create(
-            [
-                SpilledEvent(session_id=session_id, seq=seq, line=data.rstrip(b"\n").decode())
-                for session_id, seq, data, _ in batch
-            ]
-        )
+    store_spilled([(session_id, seq, data) for session_id, seq, data, _ in batch])
 
 
 def settle(last: Future[Any] | None) -> None:

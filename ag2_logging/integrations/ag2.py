@@ -51,7 +51,7 @@ shape the client that produced the ``Usage`` uses, so every row follows the app'
 The model config in ``context.dependencies["__ag2_model_config__"]`` carries the ``api_key`` (its
 ``repr`` shows it): only its class, provider, model and base URL are read, nothing else of it
 is ever written. Hooks never raise into AG2: a failure is logged and counted in
-``sessions.stats["hook_failures"]``; AG2's own exceptions pass through unchanged.
+``ag2_logging.capture.counters.stats["hook_failures"]``; AG2's own exceptions pass through unchanged.
 """
 
 from __future__ import annotations
@@ -98,11 +98,13 @@ from ag2.middleware import (
 )
 
 from ag2_logging import pricing
+from ag2_logging.capture.context import current_session
+from ag2_logging.capture.counters import stats
+from ag2_logging.capture.recorder import BaseRecorder, SessionRecorder, utcnow
+from ag2_logging.capture.scope import live_session
+from ag2_logging.capture.unattributed import get_unattributed_recorder, warn_unattributed
 from ag2_logging.conf import conf
-from ag2_logging.context import current_session
-from ag2_logging.recorder import BaseRecorder, SessionRecorder, utcnow
 from ag2_logging.redaction import redact_text
-from ag2_logging.sessions import get_unattributed_recorder, live_session, stats, warn_unattributed
 
 __all__ = ["GENERATION", "RecordingMiddleware", "SessionArg", "logging_middleware"]
 
@@ -285,7 +287,7 @@ def _claim(obj: object) -> Token[tuple[object, ...]] | None:
             return None
         return _active.set((*active, obj))
     except Exception:
-        stats["hook_failures"] += 1
+        stats.incr("hook_failures")
         logger.exception("ag2_logging failed to start recording an AG2 hook")
         return None
 
@@ -442,7 +444,7 @@ class RecordingMiddleware(BaseMiddleware):
 
     @staticmethod
     def _failed(what: str) -> None:
-        stats["hook_failures"] += 1
+        stats.incr("hook_failures")
         logger.exception("ag2_logging failed to %s", what)
 
     def _guard(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:

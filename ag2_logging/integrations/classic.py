@@ -27,10 +27,11 @@ from autogen import runtime_logging
 from autogen.logger.base_logger import BaseLogger
 
 from ag2_logging import pricing
+from ag2_logging.capture.context import bindings, current_session, routed
+from ag2_logging.capture.counters import stats
+from ag2_logging.capture.recorder import BaseRecorder, SessionRecorder
+from ag2_logging.capture.unattributed import get_unattributed_recorder, warn_unattributed
 from ag2_logging.conf import conf
-from ag2_logging.context import bindings, current_session, routed
-from ag2_logging.recorder import BaseRecorder, SessionRecorder
-from ag2_logging.sessions import get_unattributed_recorder, stats, warn_unattributed
 
 logger = logging.getLogger("ag2_logging.integrations.classic")
 
@@ -271,7 +272,7 @@ class RoutingLogger(BaseLogger):
                 generation=GENERATION,
             )
         except Exception:
-            stats["hook_failures"] += 1
+            stats.incr("hook_failures")
             logger.exception("ag2_logging failed to record an LLM call")
         finally:
             routed.recorder = None
@@ -292,7 +293,7 @@ class RoutingLogger(BaseLogger):
                 data={"class": type(agent).__qualname__, "init_args": init_args},
             )
         except Exception:
-            stats["hook_failures"] += 1
+            stats.incr("hook_failures")
             logger.exception("ag2_logging failed to record a new agent")
 
     def log_event(self, source: Any, name: str, **kwargs: Any) -> None:
@@ -304,7 +305,7 @@ class RoutingLogger(BaseLogger):
                 return
             recorder.record_agent_event(agent_name=_agent_name(source), name=name, data=kwargs or None)
         except Exception:
-            stats["hook_failures"] += 1
+            stats.incr("hook_failures")
             logger.exception("ag2_logging failed to record an agent event")
 
     def log_new_wrapper(self, wrapper: Any, init_args: dict[str, Any]) -> None:
@@ -323,7 +324,7 @@ class RoutingLogger(BaseLogger):
                 agent_name="", name="new_wrapper", data={"wrapper_id": id(wrapper), "init_args": init_args}
             )
         except Exception:
-            stats["hook_failures"] += 1
+            stats.incr("hook_failures")
             logger.exception("ag2_logging failed to record a new wrapper")
 
     def _forget_wrapper(self, key: int) -> Any:
@@ -353,7 +354,7 @@ class RoutingLogger(BaseLogger):
                 },
             )
         except Exception:
-            stats["hook_failures"] += 1
+            stats.incr("hook_failures")
             logger.exception("ag2_logging failed to record a new client")
 
     def _hook_retries(self, client: Any) -> None:
@@ -385,7 +386,7 @@ class RoutingLogger(BaseLogger):
                 result=returns,
             )
         except Exception:
-            stats["hook_failures"] += 1
+            stats.incr("hook_failures")
             logger.exception("ag2_logging failed to record a tool call")
 
 

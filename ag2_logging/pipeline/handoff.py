@@ -148,6 +148,86 @@ def _drain_at_exit() -> None:
 atexit.register(_drain_at_exit)
 
 
+# -- the Session row (run on the app's database thread) ---------------------------------------
+
+
+def persist_start(header: dict[str, Any]) -> None:
+    from ag2_logging.models import Session
+
+    Session.objects.get_or_create(
+        id=uuid.UUID(header["session_id"]),
+        defaults={
+            "chat_id": header["chat_id"],
+            "workflow_name": header["workflow_name"],
+            "enterprise_id": header["enterprise_id"],
+            "parent_id": uuid.UUID(header["parent_id"]) if header["parent_id"] else None,
+            "started_at": header["started_at"],
+            "last_heartbeat_at": header["started_at"],
+            "host": header["host"],
+            "pid": header["pid"],
+            "journal_path": header["journal_path"],
+        },
+    )
+
+
+def persist_end(header: dict[str, Any], end: dict[str, Any]) -> None:
+    from django.db import transaction
+
+    from ag2_logging.models import Session
+    from ag2_logging.querysets import SESSION_TOTALS
+
+    totals = end["totals"]
+    fields = {
+        "status": end["status"],
+        "error": end["error"],
+        "ended_at": end["ended_at"],
+        "dropped_events": totals["dropped_events"],
+        "redactions": totals["redactions"],
+        **{key: totals[key] for key in SESSION_TOTALS},
+        # What this process counted, kept beside the totals ingest recomputes from the rows.
+        "recorded_totals": {key: value for key, value in totals.items() if key != "redactions"},
+    }
+    session_id = uuid.UUID(header["session_id"])
+    Session.objects.update_or_create(
+        id=session_id,
+        defaults=fields,
+        create_defaults={
+            **fields,
+            "chat_id": header["chat_id"],
+            "workflow_name": header["workflow_name"],
+            "enterprise_id": header["enterprise_id"],
+            "parent_id": uuid.UUID(header["parent_id"]) if header["parent_id"] else None,
+            "started_at": header["started_at"],
+            "host": header["host"],
+            "pid": header["pid"],
+            "journal_path": header["journal_path"],
+        },
+    )
+    # One chain for the session (sanitize -> publish -> ingest -> summarize), once the row is in.
+    transaction.on_commit(lambda: session_ended(session_id))
+
+
+def store_spilled(lines: list[tuple[uuid.UUID, int, bytes]]) -> None:
+    """Journal lines the disk refused, as ``SpilledEvent`` rows (``capture.spill``, on the
+    database thread); ingest reads them after the journal file."""
+    from ag2_logging.models import SpilledEvent
+
+    if lines:
+        SpilledEvent.objects.bulk_create(
+            [
+                SpilledEvent(session_id=session_id, seq=seq, line=data.rstrip(b"\n").decode())
+                for session_id, seq, data in lines
+            ]
+        )
+
+
+def beat(session_ids: list[uuid.UUID]) -> None:
+    """Touch the running sessions' rows (the heartbeat, on the database thread)."""
+    from ag2_logging.recovery import beat as touch
+
+    touch(session_ids)
+
+
 # -- session end -----------------------------------------------------------------------------
 
 

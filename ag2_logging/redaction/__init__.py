@@ -46,6 +46,7 @@ from typing import Any
 
 import orjson
 
+from ag2_logging.capture.serialize import dumps as _dumps
 from ag2_logging.redaction.engine import ALL, HAVE_RE2, SHORTEST, count, redact_patterns, screens
 from ag2_logging.redaction.patterns import (
     MARKER,
@@ -62,7 +63,6 @@ from ag2_logging.redaction.patterns import (
     key_kind,
     kinds,
 )
-from ag2_logging.serialize import dumps as _dumps
 
 __all__ = [
     "HAVE_RE2",

@@ -20,11 +20,12 @@ from ag2.config import OpenAIConfig
 from ag2.middleware import RetryMiddleware
 from ag2.usage import UsageReport
 
-from ag2_logging import ag2_logging_session, flush, sessions
+from ag2_logging import ag2_logging_session, flush
+from ag2_logging.capture import counters, unattributed
+from ag2_logging.capture.recorder import SessionRecorder
 from ag2_logging.ingest import ingest_journal
 from ag2_logging.integrations.ag2 import logging_middleware
 from ag2_logging.models import AgentEvent, LLMCall, Session, ToolCall
-from ag2_logging.recorder import SessionRecorder
 from ag2_logging.testing import FakeLLMServer
 from tests import scenarios
 from tests.ag2.conftest import run
@@ -461,16 +462,16 @@ def test_calls_outside_a_session_are_unattributed(
     with ag2_logging_session("chat-ended", "triage", "acme") as ended:
         pass
     late = Agent("late", config=model_config, middleware=[logging_middleware(session=ended)])
-    before = sessions.stats["unattributed_calls"]
+    before = counters.stats["unattributed_calls"]
     with caplog.at_level("WARNING", logger="ag2_logging"):
         run(agent.ask("nobody's [[marker:u1]]"))
         run(agent.ask('[[tool:add {"a": 1, "b": 1}]]'))
         run(late.ask("too late [[marker:u2]]"))
     assert sum("outside any session" in r.getMessage() for r in caplog.records) == 1  # once per process
     assert sum("is not recording in this process" in r.getMessage() for r in caplog.records) == 1
-    assert sessions.stats["unattributed_calls"] == before + 5  # 4 LLM calls, 1 tool call
+    assert counters.stats["unattributed_calls"] == before + 5  # 4 LLM calls, 1 tool call
 
-    result = ingest_journal(sessions.get_unattributed_recorder().journal_path)
+    result = ingest_journal(unattributed.get_unattributed_recorder().journal_path)
     assert (result.session_id, result.llm_calls) == (None, 4)
     assert LLMCall.objects.unattributed().count() == 4
     assert ToolCall.objects.filter(session__isnull=True).count() == 1
@@ -501,7 +502,7 @@ def test_api_key_is_never_written(llm: FakeLLMServer, model_config: OpenAIConfig
 def test_a_failing_recorder_never_reaches_the_agent(
     llm: FakeLLMServer, model_config: OpenAIConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ag2_logging.recorder import BaseRecorder
+    from ag2_logging.capture.recorder import BaseRecorder
 
     def explode(self: Any, **kwargs: Any) -> None:
         raise RuntimeError("recorder is broken")
@@ -509,14 +510,14 @@ def test_a_failing_recorder_never_reaches_the_agent(
     monkeypatch.setattr(BaseRecorder, "record_llm_call", explode)
     monkeypatch.setattr(BaseRecorder, "record_tool_call", explode)
     monkeypatch.setattr(BaseRecorder, "record_agent_event", explode)
-    before = sessions.stats["hook_failures"]
+    before = counters.stats["hook_failures"]
     agent = make_agent(model_config, retry=2)
     reply, _ = run(ask(agent, '[[fail:429x1]] [[tool:add {"a": 2, "b": 2}]]'))
     assert reply.body == "tool result: 4"
     # 4 LLM attempts (the fail directive applies anew once the tool result changes the messages),
     # 1 tool call, the new_agent and turn events
     assert [r.status for r in llm.served] == [429, 200, 429, 200]
-    assert sessions.stats["hook_failures"] == before + 7
+    assert counters.stats["hook_failures"] == before + 7
     assert Session.objects.get().status == "completed"
 
 
@@ -535,4 +536,4 @@ def test_logging_off_records_nothing(llm: FakeLLMServer, model_config: OpenAICon
     recorder, reply = run(go())
     assert recorder is None and reply.body == "tool result: 5"
     assert not Session.objects.exists() and not LLMCall.objects.exists()
-    assert sessions._unattributed is None  # no journal opened either
+    assert unattributed._unattributed is None  # no journal opened either

@@ -1,0 +1,13 @@
+"""Deprecated: moved to :mod:`ag2_logging.capture.journal` (this alias goes in the next release)."""
+
+import sys
+import warnings
+
+from ag2_logging.capture import journal as _moved
+
+warnings.warn(
+    "ag2_logging.journal moved to ag2_logging.capture.journal; this alias goes in the next release",
+    DeprecationWarning,
+    stacklevel=2,
+)
+sys.modules[__name__] = _moved
