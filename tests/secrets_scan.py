@@ -560,7 +560,7 @@ def scan_exports(client: Any, secrets: Iterable[str], *, app_label: str = "ag2_l
     from django.contrib import admin
     from django.urls import reverse
 
-    from ag2_logging.admin_views import ExportViewMixin, TimelineViewMixin
+    from ag2_logging.admin import ExportViewMixin, TimelineViewMixin
 
     secrets = list(secrets)
     urls: list[str] = []
@@ -585,7 +585,7 @@ def scan_reports(client: Any, secrets: Iterable[str], *, app_label: str = "ag2_l
     from django.contrib import admin
     from django.urls import reverse
 
-    from ag2_logging.admin_views import TimelineViewMixin
+    from ag2_logging.admin import TimelineViewMixin
 
     secrets = list(secrets)
     urls = [reverse("admin:index"), reverse("admin:app_list", kwargs={"app_label": app_label})]
