@@ -21,7 +21,7 @@ if TYPE_CHECKING:
         session_totals,
     )
     from ag2_logging.decorators import ag2_logged
-    from ag2_logging.legacy_import import summarize_autogen_runtime_file, summarize_runtime_log
+    from ag2_logging.pipeline.legacy import summarize_autogen_runtime_file, summarize_runtime_log
 
 __all__ = [
     "AG2RuntimeLogger",
@@ -40,7 +40,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # Lazy so that importing the package (settings files, apps loading) imports no models.
     if name in {"summarize_runtime_log", "summarize_autogen_runtime_file"}:
-        from ag2_logging import legacy_import
+        from ag2_logging.pipeline import legacy as legacy_import
 
         return getattr(legacy_import, name)
     if name == "ag2_logged":

@@ -5,8 +5,8 @@ from typing import Any
 
 from django.apps import AppConfig
 
-#: Where the cached price overrides live (the second name is the deprecated one).
-_OVERRIDE_MODULES = ("ag2_logging.pricing.overrides", "ag2_logging.price_overrides")
+#: Where the cached price overrides live.
+_OVERRIDE_MODULES = ("ag2_logging.pricing.cache",)
 
 
 def _invalidate_price_overrides(**kwargs: Any) -> None:
@@ -61,7 +61,7 @@ class Ag2LoggingConfig(AppConfig):
 
         from ag2_logging.capture import recorder
         from ag2_logging.decorators import add_session_header
-        from ag2_logging.pricing import overrides as price_overrides
+        from ag2_logging.pricing import cache as price_overrides
 
         recorder.set_overrides_provider(price_overrides.current)
         # A task enqueued inside a session carries the session's ids (see @ag2_logged(join=True)).

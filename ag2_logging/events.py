@@ -20,6 +20,8 @@ the provider: ``prompt_tokens`` includes ``cached_tokens``, ``completion_tokens`
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Literal, TypedDict
 
 SESSION_START: Literal["session_start"] = "session_start"
@@ -50,6 +52,79 @@ SESSION_COUNTERS = (
 ROLLUP_COUNTERS = (*SESSION_COUNTERS[:-1], "cost", "latency_ms_sum")
 #: What the process counts beside the calls' sums (``session_end.totals``, ``Session.recorded_totals``).
 PROCESS_COUNTERS = ("tool_calls", "agent_events", "spilled_events", "dropped_events")
+
+
+@dataclass
+class Totals:
+    """Live totals of one session (what ``session_totals()`` returns, and the Session row gets)."""
+
+    call_count: int = 0
+    error_count: int = 0
+    retry_count: int = 0
+    unpriced_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    total_tokens: int = 0
+    total_cost: Decimal = Decimal(0)
+    tool_calls: int = 0
+    agent_events: int = 0
+    #: Events the journal refused that went to the database instead (``SpilledEvent``).
+    spilled_events: int = 0
+    #: Events neither the journal nor the database took.
+    dropped_events: int = 0
+    redactions: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "call_count": self.call_count,
+            "error_count": self.error_count,
+            "retry_count": self.retry_count,
+            "unpriced_calls": self.unpriced_calls,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cached_tokens": self.cached_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+            "total_tokens": self.total_tokens,
+            "total_cost": str(self.total_cost),
+            "tool_calls": self.tool_calls,
+            "agent_events": self.agent_events,
+            "spilled_events": self.spilled_events,
+            "dropped_events": self.dropped_events,
+            "redactions": dict(self.redactions),
+        }
+
+
+@dataclass(slots=True)
+class LLMCallInput:
+    """One LLM call as an integration hands it to the recorder (``SessionRecorder.record``),
+    before redaction and pricing. Tokens as the provider reported them (``usage_normalized``:
+    already in the app's convention); times are aware datetimes; ``ag2_cost`` is AG2's own figure
+    (dollars), kept beside ours; ``request`` / ``response`` are the raw bodies (redacted and cut
+    by the recorder)."""
+
+    agent_name: str
+    provider: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    cache_write_tokens: int = 0
+    ag2_cost: float | Decimal | None = None
+    is_cached: bool = False
+    error: str = ""
+    started_at: Any = None
+    ended_at: Any = None
+    invocation_id: str = ""
+    response_id: str = ""
+    retries: int = 0
+    attempt: int = 1
+    request: Any = None
+    response: Any = None
+    generation: str = ""
+    usage_normalized: bool = False
 
 
 class SessionHeader(TypedDict):

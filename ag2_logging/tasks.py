@@ -2,7 +2,8 @@
 
 ``ag2_logging.process_session`` is the one chain a session end sends (sanitize -> publish ->
 ingest -> summarize, see ``ag2_logging.pipeline.chain``). The single-step tasks remain for
-messages queued by earlier releases and for manual use.
+messages queued by earlier releases and for manual use. The pipeline sends the chain by name
+(``app.send_task``), so nothing below this module imports it.
 """
 
 from __future__ import annotations
@@ -18,30 +19,6 @@ from ag2_logging.pipeline.db import TRANSIENT
 from ag2_logging.pipeline.store import JournalUnavailable
 
 logger = logging.getLogger("ag2_logging.tasks")
-
-
-_warned_enqueue = False
-
-
-def enqueue(task: Any, *args: Any) -> bool:
-    """Send ``task`` to ``CELERY_QUEUE``; a broker failure is counted and logged once, never raised."""
-    global _warned_enqueue
-    try:
-        task.apply_async(args=tuple(str(a) for a in args), queue=conf.celery_queue)
-    except Exception as exc:
-        # The journal is on disk and the Session row says where: the caller runs the chain
-        # inline instead, and recovery picks up whatever is left.
-        if not _warned_enqueue:
-            _warned_enqueue = True
-            logger.warning(
-                "ag2_logging could not send %s to Celery (%s: %s); running it in this process instead. "
-                "Check the broker, or set AG2_LOGGING['PIPELINE'] = 'inline' (manage.py ag2_logging_doctor).",
-                getattr(task, "name", task),
-                type(exc).__name__,
-                exc,
-            )
-        return False
-    return True
 
 
 @shared_task(bind=True, name="ag2_logging.process_session", acks_late=True, max_retries=None)
@@ -81,9 +58,8 @@ def process_session(self: Any, session_id: str, unfinished_status: str | None = 
 )
 def ingest_session(session_id: str) -> dict[str, Any] | None:
     """Ingest one session's journal again (the local file or its published copy), then roll it up."""
-    from ag2_logging import rollups
     from ag2_logging.models import Session
-    from ag2_logging.pipeline import chain
+    from ag2_logging.pipeline import chain, rollups
 
     session = Session.objects.filter(pk=uuid.UUID(str(session_id))).first()
     if session is None:
@@ -104,7 +80,7 @@ def ingest_session(session_id: str) -> dict[str, Any] | None:
 )
 def summarize_session(session_id: str) -> bool:
     """Add a finished session to the daily rollups (exactly once)."""
-    from ag2_logging import rollups
+    from ag2_logging.pipeline import rollups
 
     return rollups.summarize_session(session_id)
 
@@ -112,7 +88,7 @@ def summarize_session(session_id: str) -> bool:
 @shared_task(name="ag2_logging.rebuild_rollups", autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5)
 def rebuild_rollups() -> int:
     """Recompute the daily rollups from the raw rows."""
-    from ag2_logging import rollups
+    from ag2_logging.pipeline import rollups
 
     return rollups.rebuild_rollups()
 
@@ -124,7 +100,7 @@ def reprice(
     """Recompute call costs (see ``manage.py ag2_logging_reprice``); returns the summary."""
     import datetime as dt
 
-    from ag2_logging import reprice as repricing
+    from ag2_logging.pipeline import reprice as repricing
 
     result = repricing.reprice(
         since=dt.date.fromisoformat(since) if since else None,
@@ -138,7 +114,7 @@ def reprice(
 @shared_task(name="ag2_logging.recover_sessions", autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5)
 def recover_sessions(local: bool = False) -> dict[str, Any]:
     """Periodic: finish what crashes and outages left behind (see ``manage.py ag2_logging_recover``)."""
-    from ag2_logging.recovery import recover_sessions as recover
+    from ag2_logging.pipeline.recovery import recover_sessions as recover
 
     return recover(local=local).as_dict()
 
@@ -152,7 +128,7 @@ def recover_sessions(local: bool = False) -> dict[str, Any]:
 )
 def apply_retention(dry_run: bool = False, batch_size: int = 1000) -> dict[str, Any]:
     """Apply RETENTION_DAYS and JOURNAL_RETENTION_DAYS (see ``manage.py ag2_logging_prune``)."""
-    from ag2_logging import retention
+    from ag2_logging.pipeline import retention
 
     return retention.apply_retention(dry_run=dry_run, batch_size=batch_size).as_dict()
 
@@ -171,7 +147,7 @@ def sanitize_log(session_id: str) -> dict[str, Any] | None:
     Idempotent; returns what it removed (counts by kind, never values). Runs on the host that
     wrote the journal (elsewhere it finds no journal and marks nothing).
     """
-    from ag2_logging import sanitize
+    from ag2_logging.pipeline import sanitize
 
     result = sanitize.sanitize_session(session_id)
     return None if result is None else result.as_dict()

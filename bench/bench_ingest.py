@@ -111,9 +111,9 @@ def _reference(path: Path) -> int:
     """What ingest did before tuning: model instances, then bulk_create in batches of 1,000."""
     from django.db import transaction
 
-    from ag2_logging import ingest
     from ag2_logging.capture.journal import read_journal
     from ag2_logging.models import LLMCall, Session
+    from ag2_logging.pipeline import ingest
 
     events = [line.event for line in read_journal(path) if line.event]
     header = events[0]["session"]
@@ -129,8 +129,8 @@ def child(root: Path) -> dict[str, Any]:
     setup_django()
     from django.db import connection
 
-    from ag2_logging.ingest import ingest_journal
     from ag2_logging.models import LLMCall, Session
+    from ag2_logging.pipeline.ingest import ingest_journal
 
     out: dict[str, Any] = {"vendor": connection.vendor}
     _clear()

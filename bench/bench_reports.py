@@ -315,7 +315,7 @@ def _load(size: dict[str, int], log: Any) -> dict[str, float]:
     from django.db import connection, transaction
 
     from ag2_logging.models import AgentEvent, DailyRollup, LLMCall, ModelDayRollup, Session, ToolCall
-    from ag2_logging.rollups import rebuild_rollups
+    from ag2_logging.pipeline.rollups import rebuild_rollups
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()

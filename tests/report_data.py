@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from ag2_logging.models import AgentEvent, LLMCall, Session, ToolCall
-from ag2_logging.rollups import rebuild_rollups
+from ag2_logging.pipeline.rollups import rebuild_rollups
 
 D = Decimal
 
@@ -82,7 +82,7 @@ def call(
 
 
 def refresh_totals(s: Session) -> None:
-    from ag2_logging.ingest import refresh_session_totals
+    from ag2_logging.pipeline.ingest import refresh_session_totals
 
     refresh_session_totals(s)
     s.save()

@@ -413,7 +413,7 @@ def test_filtered_call_list_exports_exactly_its_rows(data: Data, viewer: Client)
 
 
 def test_csv_cells_cannot_become_formulas(viewer: Client) -> None:
-    from ag2_logging.rollups import rebuild_rollups
+    from ag2_logging.pipeline.rollups import rebuild_rollups
     from tests.report_data import at, call, session
 
     evil = session('=HYPERLINK("http://x")', "=cmd|' /C calc'!A0", "+SUM(1,2)", at(1))
@@ -466,7 +466,7 @@ def test_csv_cells_cannot_become_formulas(viewer: Client) -> None:
 
 def _more_data() -> None:
     """Ten times the rows: the number of queries must not change."""
-    from ag2_logging.rollups import rebuild_rollups
+    from ag2_logging.pipeline.rollups import rebuild_rollups
     from tests.report_data import at, call, session
 
     for i in range(30):

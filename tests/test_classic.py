@@ -14,9 +14,9 @@ from autogen import runtime_logging
 
 from ag2_logging import ag2_logging_session, flush
 from ag2_logging.capture import counters, unattributed
-from ag2_logging.ingest import ingest_journal
 from ag2_logging.integrations import classic
 from ag2_logging.models import AgentEvent, LLMCall, Session, ToolCall
+from ag2_logging.pipeline.ingest import ingest_journal
 from ag2_logging.testing import FakeLLMServer
 from tests.conftest import TEST_API_KEY, expected_cost, llm_config
 
@@ -225,10 +225,10 @@ def test_a_failing_recorder_never_reaches_the_agent(
 ) -> None:
     from ag2_logging.capture.recorder import BaseRecorder
 
-    def explode(self: Any, **kwargs: Any) -> None:
+    def explode(self: Any, *args: Any, **kwargs: Any) -> None:
         raise RuntimeError("recorder is broken")
 
-    monkeypatch.setattr(BaseRecorder, "record_llm_call", explode)
+    monkeypatch.setattr(BaseRecorder, "record", explode)  # what the integrations call
     before = counters.stats["hook_failures"]
     assistant, user = make_agents(llm)
     with ag2_logging_session("chat-broken", "triage", "acme"):

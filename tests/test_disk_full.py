@@ -25,8 +25,8 @@ from ag2_logging import ag2_logging_session, flush
 from ag2_logging.capture import spill
 from ag2_logging.capture.recorder import SessionRecorder
 from ag2_logging.conf import conf
-from ag2_logging.ingest import ingest_journal
 from ag2_logging.models import LLMCall, Session, SpilledEvent, ToolCall
+from ag2_logging.pipeline.ingest import ingest_journal
 from ag2_logging.testing import FakeLLMServer
 from tests.test_classic import make_agents
 

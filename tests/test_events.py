@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from ag2_logging import ag2_logging_session, events
-from ag2_logging.capture.recorder import Totals
+from ag2_logging.events import Totals
 from ag2_logging.models import DailyRollup, Session
 
 pytestmark = pytest.mark.django_db(transaction=True)

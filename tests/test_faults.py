@@ -20,7 +20,7 @@ from django.test import Client
 
 from ag2_logging import ag2_logging_session
 from ag2_logging.models import DailyRollup, LLMCall, Session
-from ag2_logging.recovery import recover_sessions
+from ag2_logging.pipeline.recovery import recover_sessions
 from ag2_logging.testing import FakeLLMServer
 from tests.support import BROKER_URL, celery_worker, child_env, run_child, wait_for
 from tests.test_classic import make_agents

@@ -19,8 +19,8 @@ from django.db import transaction
 
 from ag2_logging import ag2_logging_session
 from ag2_logging.capture.journal import JournalWriter, read_journal
-from ag2_logging.ingest import ingest_journal
 from ag2_logging.models import AgentEvent, LLMCall, Session, ToolCall
+from ag2_logging.pipeline.ingest import ingest_journal
 from ag2_logging.testing import FakeLLMServer
 from tests.test_classic import make_agents
 
@@ -261,7 +261,7 @@ def test_lines_added_after_an_ingest_are_added_by_the_next(tmp_path: Path) -> No
 
 
 def test_batches_larger_than_one_copy_and_interleaved_kinds(tmp_path: Path, monkeypatch: Any) -> None:
-    from ag2_logging import ingest
+    from ag2_logging.pipeline import ingest
 
     monkeypatch.setattr(ingest, "BATCH_SIZE", 7)
     monkeypatch.setattr(ingest, "COPY_CHUNK_ROWS", 3)

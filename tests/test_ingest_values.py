@@ -11,9 +11,9 @@ from typing import Any
 import orjson
 import pytest
 
-from ag2_logging.ingest import JournalRefused, ingest_journal
-from ag2_logging.ingest_rows import CUT_MARKER
 from ag2_logging.models import AgentEvent, LLMCall, Session, ToolCall
+from ag2_logging.pipeline.ingest import JournalRefused, ingest_journal
+from ag2_logging.pipeline.rows import CUT_MARKER
 from tests.test_ingest import _call, _journal, _start
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -18,9 +18,9 @@ from autogen import runtime_logging
 from django.core.management import call_command
 
 from ag2_logging.integrations import classic
-from ag2_logging.legacy_import import import_log, summarize_autogen_runtime_file, summarize_runtime_log
 from ag2_logging.models import DailyRollup, LLMCall, Session
-from ag2_logging.rollups import rebuild_rollups
+from ag2_logging.pipeline.legacy import import_log, summarize_autogen_runtime_file, summarize_runtime_log
+from ag2_logging.pipeline.rollups import rebuild_rollups
 from ag2_logging.testing import FakeLLMServer
 from tests.conftest import expected_cost, llm_config
 from tests.secrets_scan import planted_corpus, scan_database, scan_files

@@ -13,10 +13,10 @@ import pytest
 from django.db import close_old_connections, connection
 
 from ag2_logging.models import LLMCall, ModelDayRollup, Session
+from ag2_logging.pipeline.rollups import rebuild_rollups, summarize_session
 from ag2_logging.querysets import LATENCY_BUCKET_BOUNDS_MS, LATENCY_BUCKET_RATIO, latency_bucket
 from ag2_logging.reports import ReportFilter, histogram_percentile, percentile
 from ag2_logging.reports import queries as reports  # where EXACT_LIMIT is read
-from ag2_logging.rollups import rebuild_rollups, summarize_session
 from tests.report_data import at, call, session, today
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -319,7 +319,7 @@ def test_a_crashed_writer_is_completed_by_recovery_on_its_host(
 def test_recovery_elsewhere_lists_a_waiting_session_once(tmp_path: Path) -> None:
     """Recovery on a host that is not the writer's, for a silent writer whose journal was never
     published: the session is reported once, as waiting for its host (no journal here to read)."""
-    from ag2_logging.recovery import recover_sessions
+    from ag2_logging.pipeline.recovery import recover_sessions
 
     started = timezone.now() - dt.timedelta(hours=1)
     session = Session.objects.create(

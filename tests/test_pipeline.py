@@ -18,8 +18,8 @@ from ag2_logging import ag2_logging_session, flush
 from ag2_logging.conf import conf
 from ag2_logging.models import DailyRollup, LLMCall, Session, ToolCall
 from ag2_logging.pipeline import chain, handoff, modes, store
+from ag2_logging.pipeline.recovery import recover_sessions
 from ag2_logging.pipeline.store import JournalUnavailable
-from ag2_logging.recovery import recover_sessions
 from ag2_logging.testing import FakeLLMServer
 from tests.test_classic import assert_calls_match_served, make_agents
 

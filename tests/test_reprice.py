@@ -16,8 +16,8 @@ from django.test import Client
 
 from ag2_logging import ag2_logging_session
 from ag2_logging.models import DailyRollup, LLMCall, ModelPrice, Session
-from ag2_logging.pricing import overrides as price_overrides
-from ag2_logging.rollups import rebuild_rollups
+from ag2_logging.pipeline.rollups import rebuild_rollups
+from ag2_logging.pricing import cache as price_overrides
 from ag2_logging.testing import FakeLLMServer
 from tests.conftest import expected_cost
 from tests.test_classic import make_agents

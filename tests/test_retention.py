@@ -21,9 +21,10 @@ from django.core.management import call_command
 from django.db.models.signals import pre_delete
 from django.utils import timezone
 
-from ag2_logging import ag2_logging_session, flush, retention, tasks
+from ag2_logging import ag2_logging_session, flush, tasks
 from ag2_logging.conf import conf
 from ag2_logging.models import AgentEvent, DailyRollup, LLMCall, Session, SpilledEvent, ToolCall
+from ag2_logging.pipeline import retention
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -412,8 +413,8 @@ def test_prune_json_and_the_celery_task(settings: Any) -> None:
 def test_recovery_never_resurrects_pruned_sessions_and_rebuild_keeps_old_days(settings: Any) -> None:
     """Rows past RETENTION_DAYS are gone on purpose: their journals (kept longer) must not be
     ingested again, and a rollup rebuild must not drop the days only the rollups remember."""
-    from ag2_logging.recovery import recover_sessions
-    from ag2_logging.rollups import rebuild_rollups
+    from ag2_logging.pipeline.recovery import recover_sessions
+    from ag2_logging.pipeline.rollups import rebuild_rollups
 
     configure(settings, RETENTION_DAYS=30, JOURNAL_RETENTION_DAYS=None)
     old = record("old", calls=2)

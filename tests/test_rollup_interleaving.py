@@ -170,8 +170,8 @@ def _all_summarized(expected: int) -> bool:
 
 
 def ingest_worker(paths: list[str]) -> None:
-    from ag2_logging.ingest import ingest_journal
-    from ag2_logging.rollups import summarize_session
+    from ag2_logging.pipeline.ingest import ingest_journal
+    from ag2_logging.pipeline.rollups import summarize_session
 
     rng = random.Random(len(paths))
     for path in paths:
@@ -187,7 +187,7 @@ def ingest_worker(paths: list[str]) -> None:
 
 
 def summarize_worker(expected: int) -> None:
-    from ag2_logging.rollups import summarize_session
+    from ag2_logging.pipeline.rollups import summarize_session
 
     deadline = _deadline()
     while time.monotonic() < deadline and not _all_summarized(expected):
@@ -197,8 +197,8 @@ def summarize_worker(expected: int) -> None:
 
 
 def reprice_worker(expected: int) -> None:
-    from ag2_logging.pricing import overrides as price_overrides
-    from ag2_logging.reprice import reprice
+    from ag2_logging.pipeline.reprice import reprice
+    from ag2_logging.pricing import cache as price_overrides
 
     deadline = _deadline()
     added = False
@@ -221,7 +221,7 @@ def reprice_worker(expected: int) -> None:
 
 
 def retention_worker(expected: int) -> None:
-    from ag2_logging.retention import prune_rows
+    from ag2_logging.pipeline.retention import prune_rows
 
     deadline = _deadline()
     while time.monotonic() < deadline:
@@ -280,8 +280,8 @@ def test_rollups_equal_a_rebuild_after_interleaved_ingest_summarize_reprice_and_
     tmp_path: Path, settings: Any
 ) -> None:
     from ag2_logging.conf import conf
-    from ag2_logging.reprice import reprice
-    from ag2_logging.rollups import rebuild_rollups
+    from ag2_logging.pipeline.reprice import reprice
+    from ag2_logging.pipeline.rollups import rebuild_rollups
     from tests.support import REPO, child_env
 
     settings.AG2_LOGGING = {**settings.AG2_LOGGING, "RETENTION_DAYS": RETENTION_DAYS}
@@ -350,10 +350,10 @@ def test_a_session_summarized_while_a_batch_is_repriced_is_rolled_up_at_the_new_
     """The race itself, made certain: ``summarize_session`` runs (on its own connection) while
     reprice is pricing a batch of that session's calls. It must either see the new prices or
     have its rollups moved by the difference; a second reprice must leave nothing to correct."""
-    from ag2_logging import reprice as repricing
-    from ag2_logging.ingest import ingest_journal
-    from ag2_logging.pricing import overrides as price_overrides
-    from ag2_logging.rollups import rebuild_rollups, summarize_session
+    from ag2_logging.pipeline import reprice as repricing
+    from ag2_logging.pipeline.ingest import ingest_journal
+    from ag2_logging.pipeline.rollups import rebuild_rollups, summarize_session
+    from ag2_logging.pricing import cache as price_overrides
 
     path = write_journal(tmp_path, 0, dt.datetime.now(dt.UTC) - dt.timedelta(hours=2), random.Random(5))
     session_id = ingest_journal(path).session_id

@@ -8,7 +8,7 @@ import pytest
 
 from ag2_logging import ag2_logging_session
 from ag2_logging.models import DailyRollup, LLMCall, Session
-from ag2_logging.rollups import rebuild_rollups, summarize_session
+from ag2_logging.pipeline.rollups import rebuild_rollups, summarize_session
 from ag2_logging.testing import FakeLLMServer
 from tests.test_classic import make_agents
 

@@ -16,7 +16,7 @@ from celery import Celery
 
 from ag2_logging import ag2_logging_session, flush
 from ag2_logging.models import DailyRollup, LLMCall, Session
-from ag2_logging.rollups import rebuild_rollups
+from ag2_logging.pipeline.rollups import rebuild_rollups
 from ag2_logging.testing import FakeLLMServer
 from tests.conftest import llm_config
 from tests.support import BROKER_URL, celery_worker, wait_for

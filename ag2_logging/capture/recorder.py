@@ -20,7 +20,6 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -32,6 +31,7 @@ from ag2_logging import pricing, signals
 from ag2_logging.capture.journal import JournalWriter
 from ag2_logging.capture.serialize import dumps, new_id, to_jsonable, truncate_strings
 from ag2_logging.conf import Resolved
+from ag2_logging.events import LLMCallInput, Totals
 from ag2_logging.redaction import may_contain_secrets, redact_json, redact_keys
 
 logger = logging.getLogger("ag2_logging.recorder")
@@ -52,46 +52,41 @@ def iso(dt: datetime | None) -> str | None:
     return dt.isoformat() if dt is not None else None
 
 
-@dataclass
-class Totals:
-    """Live totals of one session (what ``session_totals()`` returns, and the Session row gets)."""
+def _usage(call: LLMCallInput) -> pricing.NormalizedUsage:
+    """The call's tokens in the app's convention (``pricing.usage``'s one table)."""
+    if call.usage_normalized:
+        return pricing.NormalizedUsage(
+            prompt_tokens=call.prompt_tokens,
+            completion_tokens=call.completion_tokens,
+            cached_tokens=call.cached_tokens,
+            reasoning_tokens=call.reasoning_tokens,
+            cache_write_tokens=call.cache_write_tokens,
+        )
+    return pricing.normalize_usage(
+        call.provider,
+        call.prompt_tokens,
+        call.completion_tokens,
+        call.cached_tokens,
+        call.reasoning_tokens,
+        call.cache_write_tokens,
+    )
 
-    call_count: int = 0
-    error_count: int = 0
-    retry_count: int = 0
-    unpriced_calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    reasoning_tokens: int = 0
-    total_tokens: int = 0
-    total_cost: Decimal = ZERO
-    tool_calls: int = 0
-    agent_events: int = 0
-    #: Events the journal refused that went to the database instead (``SpilledEvent``).
-    spilled_events: int = 0
-    #: Events neither the journal nor the database took.
-    dropped_events: int = 0
-    redactions: dict[str, int] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "call_count": self.call_count,
-            "error_count": self.error_count,
-            "retry_count": self.retry_count,
-            "unpriced_calls": self.unpriced_calls,
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "cached_tokens": self.cached_tokens,
-            "reasoning_tokens": self.reasoning_tokens,
-            "total_tokens": self.total_tokens,
-            "total_cost": str(self.total_cost),
-            "tool_calls": self.tool_calls,
-            "agent_events": self.agent_events,
-            "spilled_events": self.spilled_events,
-            "dropped_events": self.dropped_events,
-            "redactions": dict(self.redactions),
-        }
+def _count(t: Totals, usage: pricing.NormalizedUsage, cost: Decimal | None, call: LLMCallInput) -> None:
+    """Add one call to the live totals (under the recorder's lock)."""
+    t.call_count += 1
+    if call.error:
+        t.error_count += 1
+    t.retry_count += call.retries
+    t.prompt_tokens += usage.prompt_tokens
+    t.completion_tokens += usage.completion_tokens
+    t.cached_tokens += usage.cached_tokens
+    t.reasoning_tokens += usage.reasoning_tokens
+    t.total_tokens += usage.total_tokens
+    if cost is None:
+        t.unpriced_calls += 1
+    else:
+        t.total_cost += cost
 
 
 class BaseRecorder:
@@ -172,84 +167,63 @@ class BaseRecorder:
 
             settle(last)
 
-    def record_llm_call(
-        self,
-        *,
-        agent_name: str,
-        provider: str,
-        model: str,
-        prompt_tokens: int,
-        completion_tokens: int,
-        cached_tokens: int = 0,
-        reasoning_tokens: int = 0,
-        cache_write_tokens: int = 0,
-        ag2_cost: float | Decimal | None = None,
-        is_cached: bool = False,
-        error: str = "",
-        started_at: datetime | None = None,
-        ended_at: datetime | None = None,
-        invocation_id: str = "",
-        response_id: str = "",
-        retries: int = 0,
-        attempt: int = 1,
-        request: Any = None,
-        response: Any = None,
-        generation: str = "",
-        usage_normalized: bool = False,
-    ) -> dict[str, Any]:
+    def record_llm_call(self, **fields: Any) -> dict[str, Any]:
+        """``record(LLMCallInput(**fields))``: the keyword form, for scripts and tests."""
+        return self.record(LLMCallInput(**fields))
+
+    def record(self, call: LLMCallInput) -> dict[str, Any]:
         """Journal one LLM call and add it to the live totals; returns the journal event.
 
         In the returned event, ``request`` and ``response`` may be ``orjson.Fragment`` objects
         (serialized JSON); ``llm_call_recorded`` receivers get them as plain values.
         """
-        ended_at = ended_at or utcnow()
-        if usage_normalized:
-            usage = pricing.NormalizedUsage(
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens,
-                cached_tokens=cached_tokens,
-                reasoning_tokens=reasoning_tokens,
-                cache_write_tokens=cache_write_tokens,
+        ended_at = call.ended_at or utcnow()
+        usage = _usage(call)
+        result = pricing.price_call(
+            call.provider,
+            call.model,
+            usage,
+            at=ended_at,
+            overrides=pricing_overrides(),
+            local_rate=self.settings.local_model_rate,
+            error=call.error,
+            is_cached=call.is_cached,  # served from AG2's own cache: no provider bill
+        )
+        if result.cost is None:
+            pricing.warn_unknown_once(call.provider, call.model, logger)
+        event = self._llm_event(call, usage, result.cost, result.status, ended_at)
+        line = dumps(event)
+        with self._lock:
+            # The journal line first, then the live counters (one lock for both).
+            self._append(line)
+            _count(self.totals, usage, result.cost, call)
+        if signals.llm_call_recorded.receivers:
+            signals.llm_call_recorded.send_robust(
+                sender=type(self), session_id=self.session_id, call=_plain_bodies(event)
             )
-        else:
-            usage = pricing.normalize_usage(
-                provider,
-                prompt_tokens,
-                completion_tokens,
-                cached_tokens,
-                reasoning_tokens,
-                cache_write_tokens,
-            )
-        if error:
-            cost: Decimal | None = ZERO
-            price_status = "priced"
-        elif is_cached:
-            # Served from AG2's own cache: no provider bill for this call.
-            cost, price_status = ZERO, "priced"
-        else:
-            result = pricing.price_call(
-                provider,
-                model,
-                usage,
-                at=ended_at,
-                overrides=pricing_overrides(),
-                local_rate=self.settings.local_model_rate,
-            )
-            cost, price_status = result.cost, result.status
-            if cost is None:
-                pricing.warn_unknown_once(provider, model, logger)
-        latency_ms = (ended_at - started_at).total_seconds() * 1000.0 if started_at is not None else None
+        return event
+
+    def _llm_event(
+        self,
+        call: LLMCallInput,
+        usage: pricing.NormalizedUsage,
+        cost: Decimal | None,
+        price_status: str,
+        ended_at: datetime,
+    ) -> dict[str, Any]:
+        """The journal's ``llm_call`` event (``events.LLMCallEvent``)."""
+        started_at = call.started_at
         ended_iso = ended_at.isoformat()
-        event: dict[str, Any] = {
+        return {
             "type": "llm_call",
             "id": new_id(),
             "ts": ended_iso,
-            "generation": generation,
-            "invocation_id": invocation_id,
-            "agent_name": agent_name,
-            "provider": provider,
-            "model": model,
-            "response_id": response_id,
+            "generation": call.generation,
+            "invocation_id": call.invocation_id,
+            "agent_name": call.agent_name,
+            "provider": call.provider,
+            "model": call.model,
+            "response_id": call.response_id,
             "prompt_tokens": usage.prompt_tokens,
             "completion_tokens": usage.completion_tokens,
             "cached_tokens": usage.cached_tokens,
@@ -258,41 +232,20 @@ class BaseRecorder:
             "total_tokens": usage.total_tokens,
             "cost": str(cost) if cost is not None else None,
             "price_status": price_status,
-            "ag2_cost": str(ag2_cost) if ag2_cost is not None else None,
-            "latency_ms": latency_ms,
-            "is_cached": bool(is_cached),
-            "status": "error" if error else "success",
-            "error": error,
-            "attempt": attempt,
-            "retries": retries,
+            "ag2_cost": str(call.ag2_cost) if call.ag2_cost is not None else None,
+            "latency_ms": (ended_at - started_at).total_seconds() * 1000.0
+            if started_at is not None
+            else None,
+            "is_cached": bool(call.is_cached),
+            "status": "error" if call.error else "success",
+            "error": call.error,
+            "attempt": call.attempt,
+            "retries": call.retries,
             "started_at": started_at.isoformat() if started_at is not None else None,
             "ended_at": ended_iso,
-            "request": self.body(request),
-            "response": self.body(response),
+            "request": self.body(call.request),
+            "response": self.body(call.response),
         }
-        line = dumps(event)
-        with self._lock:
-            # The journal line first, then the live counters (one lock for both).
-            self._append(line)
-            t = self.totals
-            t.call_count += 1
-            if error:
-                t.error_count += 1
-            t.retry_count += retries
-            t.prompt_tokens += usage.prompt_tokens
-            t.completion_tokens += usage.completion_tokens
-            t.cached_tokens += usage.cached_tokens
-            t.reasoning_tokens += usage.reasoning_tokens
-            t.total_tokens += usage.total_tokens
-            if cost is None:
-                t.unpriced_calls += 1
-            else:
-                t.total_cost += cost
-        if signals.llm_call_recorded.receivers:
-            signals.llm_call_recorded.send_robust(
-                sender=type(self), session_id=self.session_id, call=_plain_bodies(event)
-            )
-        return event
 
     def record_agent_event(
         self,

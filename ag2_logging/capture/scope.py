@@ -27,7 +27,7 @@ from ag2_logging.capture.serialize import dumps
 from ag2_logging.capture.spill import spill_line
 from ag2_logging.conf import conf
 from ag2_logging.pipeline import handoff
-from ag2_logging.pricing import overrides as price_overrides
+from ag2_logging.pricing import cache as price_overrides
 from ag2_logging.redaction import redact_text
 
 logger = logging.getLogger("ag2_logging.sessions")

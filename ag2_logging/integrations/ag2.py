@@ -104,6 +104,7 @@ from ag2_logging.capture.recorder import BaseRecorder, SessionRecorder, utcnow
 from ag2_logging.capture.scope import live_session
 from ag2_logging.capture.unattributed import get_unattributed_recorder, warn_unattributed
 from ag2_logging.conf import conf
+from ag2_logging.events import LLMCallInput
 from ag2_logging.redaction import redact_text
 
 __all__ = ["GENERATION", "RecordingMiddleware", "SessionArg", "logging_middleware"]
@@ -684,19 +685,21 @@ class RecordingMiddleware(BaseMiddleware):
         ):
             base_url = _config_text(config, "base_url") or None
         counts = normalized_usage(event.provider, event.usage)
-        self._target("an LLM call").record_llm_call(
-            agent_name=agent_name,
-            provider=detect_provider(event.provider, base_url, event.model),
-            model=str(event.model or ""),
-            prompt_tokens=counts.prompt_tokens,
-            completion_tokens=counts.completion_tokens,
-            cached_tokens=counts.cached_tokens,
-            reasoning_tokens=counts.reasoning_tokens,
-            cache_write_tokens=counts.cache_write_tokens,
-            usage_normalized=True,
-            ended_at=_event_time(event),
-            response={"source": "usage_event", "kind": event.kind, "finish_reason": event.finish_reason},
-            generation=GENERATION,
+        self._target("an LLM call").record(
+            LLMCallInput(
+                agent_name=agent_name,
+                provider=detect_provider(event.provider, base_url, event.model),
+                model=str(event.model or ""),
+                prompt_tokens=counts.prompt_tokens,
+                completion_tokens=counts.completion_tokens,
+                cached_tokens=counts.cached_tokens,
+                reasoning_tokens=counts.reasoning_tokens,
+                cache_write_tokens=counts.cache_write_tokens,
+                usage_normalized=True,
+                ended_at=_event_time(event),
+                response={"source": "usage_event", "kind": event.kind, "finish_reason": event.finish_reason},
+                generation=GENERATION,
+            )
         )
 
     # -- LLM calls -------------------------------------------------------------------------------
@@ -741,30 +744,32 @@ class RecordingMiddleware(BaseMiddleware):
             self._pending.append(usage)
         counts = normalized_usage(ag2_provider, usage)
         capture = recorder.settings.capture_bodies
-        recorder.record_llm_call(
-            agent_name=self._agent_name,
-            provider=detect_provider(ag2_provider, _config_text(config, "base_url") or None, model),
-            model=model,
-            prompt_tokens=counts.prompt_tokens,
-            completion_tokens=counts.completion_tokens,
-            cached_tokens=counts.cached_tokens,
-            reasoning_tokens=counts.reasoning_tokens,
-            cache_write_tokens=counts.cache_write_tokens,
-            usage_normalized=True,
-            error=_error_text(exc) if exc is not None else "",
-            started_at=started_at,
-            ended_at=ended_at,
-            invocation_id=self._invocation_id,
-            response_id=str(getattr(response, "response_id", None) or ""),
-            attempt=attempt,
-            retries=1 if attempt > 1 else 0,
-            request=(
-                {"model": model, "messages": [_event_body(e) for e in events if is_conversational(e)]}
-                if capture
-                else None
-            ),
-            response=_response_body(response) if capture and response is not None else None,
-            generation=GENERATION,
+        recorder.record(
+            LLMCallInput(
+                agent_name=self._agent_name,
+                provider=detect_provider(ag2_provider, _config_text(config, "base_url") or None, model),
+                model=model,
+                prompt_tokens=counts.prompt_tokens,
+                completion_tokens=counts.completion_tokens,
+                cached_tokens=counts.cached_tokens,
+                reasoning_tokens=counts.reasoning_tokens,
+                cache_write_tokens=counts.cache_write_tokens,
+                usage_normalized=True,
+                error=_error_text(exc) if exc is not None else "",
+                started_at=started_at,
+                ended_at=ended_at,
+                invocation_id=self._invocation_id,
+                response_id=str(getattr(response, "response_id", None) or ""),
+                attempt=attempt,
+                retries=1 if attempt > 1 else 0,
+                request=(
+                    {"model": model, "messages": [_event_body(e) for e in events if is_conversational(e)]}
+                    if capture
+                    else None
+                ),
+                response=_response_body(response) if capture and response is not None else None,
+                generation=GENERATION,
+            )
         )
         self._llm_calls += 1
 

@@ -32,6 +32,7 @@ from ag2_logging.capture.counters import stats
 from ag2_logging.capture.recorder import BaseRecorder, SessionRecorder
 from ag2_logging.capture.unattributed import get_unattributed_recorder, warn_unattributed
 from ag2_logging.conf import conf
+from ag2_logging.events import LLMCallInput
 
 logger = logging.getLogger("ag2_logging.integrations.classic")
 
@@ -251,25 +252,27 @@ class RoutingLogger(BaseLogger):
             # What the recorder logs here (an unknown model, say) carries the session's context
             # even on an AG2 executor thread, where the ContextVar is not set.
             routed.recorder = recorder if isinstance(recorder, SessionRecorder) else None
-            recorder.record_llm_call(
-                agent_name=_agent_name(source),
-                provider=info.provider,
-                model=model,
-                prompt_tokens=prompt,
-                completion_tokens=completion,
-                cached_tokens=cached,
-                reasoning_tokens=reasoning,
-                ag2_cost=cost,
-                is_cached=bool(is_cached),
-                error=error,
-                started_at=started_at,
-                ended_at=ended_at,
-                invocation_id=str(invocation_id),
-                response_id=str(getattr(response, "id", "") or ""),
-                retries=max(0, attempts - 1),
-                request=request,
-                response=_response_body(response) if not error else None,
-                generation=GENERATION,
+            recorder.record(
+                LLMCallInput(
+                    agent_name=_agent_name(source),
+                    provider=info.provider,
+                    model=model,
+                    prompt_tokens=prompt,
+                    completion_tokens=completion,
+                    cached_tokens=cached,
+                    reasoning_tokens=reasoning,
+                    ag2_cost=cost,
+                    is_cached=bool(is_cached),
+                    error=error,
+                    started_at=started_at,
+                    ended_at=ended_at,
+                    invocation_id=str(invocation_id),
+                    response_id=str(getattr(response, "id", "") or ""),
+                    retries=max(0, attempts - 1),
+                    request=request,
+                    response=_response_body(response) if not error else None,
+                    generation=GENERATION,
+                )
             )
         except Exception:
             stats.incr("hook_failures")

@@ -114,7 +114,7 @@ def _written_here(session: Session) -> bool:
 
 
 def sanitize_step(session: Session) -> bool:
-    from ag2_logging import sanitize
+    from ag2_logging.pipeline import sanitize
 
     if session.sanitized_at is not None or local_journal(session) is None:
         return False
@@ -161,7 +161,7 @@ def readable_journal(session: Session) -> Iterator[Path]:
 def ingest_step(
     session: Session, *, unfinished_status: str | None = None, force: bool = False
 ) -> dict[str, Any] | None:
-    from ag2_logging.ingest import ingest_journal
+    from ag2_logging.pipeline.ingest import ingest_journal
 
     if session.ingested_at is not None and not force:
         return None
@@ -177,7 +177,7 @@ def ingest_step(
 
 
 def summarize_step(session: Session) -> bool:
-    from ag2_logging import rollups
+    from ag2_logging.pipeline import rollups
 
     if session.ingested_at is None or session.summarized_at is not None:
         return False
@@ -216,7 +216,7 @@ def process_session(
 def _run_steps(
     key: uuid.UUID, until: str, unfinished_status: str | None, result: ChainResult, owner: str
 ) -> None:
-    from ag2_logging.ingest import JournalRefused
+    from ag2_logging.pipeline.ingest import JournalRefused
 
     for step in STEPS[: STEPS.index(until) + 1]:
         session = _fresh(key)

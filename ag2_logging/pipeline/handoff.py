@@ -123,7 +123,7 @@ def ensure_started() -> None:
 
 
 def _recover_local() -> None:
-    from ag2_logging.recovery import recover_sessions
+    from ag2_logging.pipeline.recovery import recover_sessions
 
     result = recover_sessions(local=True, settled_only=True)
     if any(result.as_dict()[key] for key in ("interrupted", "ingested", "orphan_journals")):
@@ -223,7 +223,7 @@ def store_spilled(lines: list[tuple[uuid.UUID, int, bytes]]) -> None:
 
 def beat(session_ids: list[uuid.UUID]) -> None:
     """Touch the running sessions' rows (the heartbeat, on the database thread)."""
-    from ag2_logging.recovery import beat as touch
+    from ag2_logging.pipeline.recovery import beat as touch
 
     touch(session_ids)
 
@@ -302,13 +302,52 @@ def _local_then_enqueue(session_id: uuid.UUID | str) -> None:
         _inline(session_id, attempt=1)
 
 
-def enqueue_chain(session_id: uuid.UUID | str) -> bool:
-    from ag2_logging import tasks
+PROCESS_SESSION_TASK = "ag2_logging.process_session"
+_warned_enqueue = False
 
-    ok = tasks.enqueue(tasks.process_session, session_id)
-    if not ok:
+
+def enqueue_chain(session_id: uuid.UUID | str) -> bool:
+    """Send the session's chain to Celery (``CELERY_QUEUE``) by task name, or, when the app runs
+    tasks eagerly, run it here and now as Celery's eager mode means. False when the broker
+    refused the message (counted and warned about once; the caller runs the chain itself)."""
+    from celery import current_app
+
+    app = modes.project_celery_app() or current_app
+    if app.conf.get("task_always_eager"):
+        _run_now(session_id)
+        return True
+    try:
+        app.send_task(PROCESS_SESSION_TASK, args=(str(session_id),), queue=conf.resolved.celery_queue)
+    except Exception as exc:
         stats["enqueue_failures"] += 1
-    return ok
+        _warn_enqueue(exc)
+        return False
+    return True
+
+
+def _run_now(session_id: uuid.UUID | str) -> None:
+    """The chain in this thread; a journal no retry could bring back fails the session at once."""
+    from ag2_logging.pipeline.chain import mark_failed, process_session
+    from ag2_logging.pipeline.store import JournalUnavailable
+
+    try:
+        process_session(session_id)
+    except (JournalUnavailable, *TRANSIENT) as exc:
+        _quietly(mark_failed, session_id, f"{exc} (after 1 attempt(s))")
+
+
+def _warn_enqueue(exc: BaseException) -> None:
+    global _warned_enqueue
+    if _warned_enqueue:
+        return
+    _warned_enqueue = True
+    logger.warning(
+        "ag2_logging could not send %s to Celery (%s: %s); running it in this process instead. "
+        "Check the broker, or set AG2_LOGGING['PIPELINE'] = 'inline' (manage.py ag2_logging_doctor).",
+        PROCESS_SESSION_TASK,
+        type(exc).__name__,
+        exc,
+    )
 
 
 def describe() -> dict[str, Any]:

@@ -1,8 +1,7 @@
 """What an LLM call cost: provider detection, usage normalization and pricing.
 
 Everything here is a pure function of its arguments (plus process-local caches): no ORM (but
-``overrides.load()`` and ``overrides.connect()``, which read and watch the admin's rows), no
-Django settings. Callers pass the configured values in (``PROVIDER_BASE_URLS`` as
+``pricing.cache``, not imported by the package, which reads the admin's rows), no Django settings. Callers pass the configured values in (``PROVIDER_BASE_URLS`` as
 ``base_url_map``, ``LOCAL_MODEL_RATE`` as ``local_rate``, the admin's overrides as
 ``overrides``).
 
@@ -19,7 +18,8 @@ Layout (arrows point one way: ``overrides`` -> ``usage`` -> ``providers``; ``loo
 * :mod:`~ag2_logging.pricing.providers`: provider ids and :func:`detect_provider`;
 * :mod:`~ag2_logging.pricing.usage`: the one usage-shape table and :func:`normalize_usage`;
 * :mod:`~ag2_logging.pricing.lookup`: genai-prices look-ups compiled into price plans;
-* :mod:`~ag2_logging.pricing.overrides`: the admin's price overrides (rules and cached rows);
+* :mod:`~ag2_logging.pricing.overrides`: the rules of the admin's price overrides;
+* :mod:`~ag2_logging.pricing.cache`: the admin's ``ModelPrice`` rows as overrides, cached;
 * :mod:`~ag2_logging.pricing.prices`: :func:`price_call` and the cost-zero rules.
 
 Importing the package reads no genai-prices data: that happens on the first price look-up.

@@ -1,42 +1,25 @@
-"""Admin price overrides: the rule that picks one, what it charges, and the cached rows.
+"""Admin price overrides: the rule that picks one and what it charges (no rows read here).
 
 A :class:`PriceOverride` is an admin-set price per million tokens for the models matching a
 pattern, over a period; :func:`select_override` picks the most specific that applies and
-:func:`override_costs` prices a call with it. The ``ModelPrice`` rows are read off the hot path
-into an immutable tuple the recorder reads (:func:`current`): the recorder never touches the ORM,
-so they are loaded on the app's database thread when a session opens, at most every
-``REFRESH_SECONDS``, and at once after a ``ModelPrice`` is saved or deleted. Only :func:`load`
-and :func:`connect` touch the ORM (importing the models when called).
+:func:`override_costs` prices a call with it. The ``ModelPrice`` rows become overrides in
+:mod:`ag2_logging.pricing.cache`.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import logging
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, Final
+from typing import Final
 
 from ag2_logging.pricing.providers import normalize_provider
 from ag2_logging.pricing.usage import NormalizedUsage
 
-__all__ = [
-    "REFRESH_SECONDS",
-    "PriceOverride",
-    "connect",
-    "current",
-    "invalidate",
-    "is_stale",
-    "load",
-    "override_costs",
-    "refresh_if_stale",
-    "select_override",
-    "to_override",
-]
+__all__ = ["PriceOverride", "override_costs", "select_override"]
 
 logger = logging.getLogger("ag2_logging.pricing")
 
@@ -137,72 +120,3 @@ def override_costs(override: PriceOverride, usage: NormalizedUsage) -> tuple[Dec
         Decimal(plain_output) * override.output + Decimal(usage.reasoning_tokens) * reasoning_rate
     ) / _MILLION
     return input_cost, output_cost
-
-
-# --------------------------------------------------------------------------------------------
-# The admin's rows, cached for the hot path
-# --------------------------------------------------------------------------------------------
-
-REFRESH_SECONDS = 60.0
-
-_lock = threading.Lock()
-_cache: tuple[PriceOverride, ...] = ()
-_loaded_at: float | None = None
-
-
-def to_override(row: Any) -> PriceOverride:
-    return PriceOverride(
-        provider=row.provider or "",
-        model_pattern=row.model,
-        input=row.input_per_mtok,
-        cached_input=row.cached_input_per_mtok,
-        cache_write=row.cache_write_per_mtok,
-        output=row.output_per_mtok,
-        reasoning=row.reasoning_per_mtok,
-        effective_from=row.effective_from,
-        effective_to=row.effective_to,
-    )
-
-
-def load() -> tuple[PriceOverride, ...]:
-    """Read every ModelPrice row now (sync ORM: not on an event loop) and cache them."""
-    global _cache, _loaded_at
-    from ag2_logging.models import ModelPrice
-
-    overrides = tuple(to_override(row) for row in ModelPrice.objects.all())
-    with _lock:
-        _cache = overrides
-        _loaded_at = time.monotonic()
-    return overrides
-
-
-def current() -> tuple[PriceOverride, ...]:
-    """The cached overrides (what the recorder prices with)."""
-    return _cache
-
-
-def is_stale() -> bool:
-    loaded = _loaded_at
-    return loaded is None or time.monotonic() - loaded > REFRESH_SECONDS
-
-
-def refresh_if_stale() -> None:
-    if is_stale():
-        try:
-            load()
-        except Exception:
-            logger.exception("ag2_logging could not load price overrides; keeping the previous ones")
-
-
-def invalidate(**kwargs: Any) -> None:
-    global _loaded_at
-    _loaded_at = None
-
-
-def connect() -> None:
-    from django.db.models.signals import post_delete, post_save
-
-    from ag2_logging.models import ModelPrice
-
-    post_save.connect(invalidate, sender=ModelPrice, dispatch_uid="ag2_logging.prices.saved")
-    post_delete.connect(invalidate, sender=ModelPrice, dispatch_uid="ag2_logging.prices.deleted")

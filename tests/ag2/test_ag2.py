@@ -23,9 +23,9 @@ from ag2.usage import UsageReport
 from ag2_logging import ag2_logging_session, flush
 from ag2_logging.capture import counters, unattributed
 from ag2_logging.capture.recorder import SessionRecorder
-from ag2_logging.ingest import ingest_journal
 from ag2_logging.integrations.ag2 import logging_middleware
 from ag2_logging.models import AgentEvent, LLMCall, Session, ToolCall
+from ag2_logging.pipeline.ingest import ingest_journal
 from ag2_logging.testing import FakeLLMServer
 from tests import scenarios
 from tests.ag2.conftest import run
@@ -504,10 +504,10 @@ def test_a_failing_recorder_never_reaches_the_agent(
 ) -> None:
     from ag2_logging.capture.recorder import BaseRecorder
 
-    def explode(self: Any, **kwargs: Any) -> None:
+    def explode(self: Any, *args: Any, **kwargs: Any) -> None:
         raise RuntimeError("recorder is broken")
 
-    monkeypatch.setattr(BaseRecorder, "record_llm_call", explode)
+    monkeypatch.setattr(BaseRecorder, "record", explode)  # what the integrations call
     monkeypatch.setattr(BaseRecorder, "record_tool_call", explode)
     monkeypatch.setattr(BaseRecorder, "record_agent_event", explode)
     before = counters.stats["hook_failures"]

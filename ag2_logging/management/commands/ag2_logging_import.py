@@ -9,7 +9,7 @@ from typing import IO, Any, cast
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ag2_logging.legacy_import import import_log
+from ag2_logging.pipeline.legacy import import_log
 
 
 class Command(BaseCommand):

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ag2_logging.conf import conf
 from ag2_logging.management.progress import ProgressBar
-from ag2_logging.retention import apply_retention
+from ag2_logging.pipeline.retention import apply_retention
 
 
 class Command(BaseCommand):

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ag2_logging.recovery import recover_sessions
+from ag2_logging.pipeline.recovery import recover_sessions
 
 
 class Command(BaseCommand):

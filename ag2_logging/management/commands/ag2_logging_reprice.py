@@ -9,7 +9,7 @@ from typing import Any, TextIO, cast
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ag2_logging.management.progress import ProgressBar
-from ag2_logging.reprice import reprice
+from ag2_logging.pipeline.reprice import reprice
 
 
 def _date(value: str) -> dt.date:

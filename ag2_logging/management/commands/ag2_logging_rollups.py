@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ag2_logging.rollups import rebuild_rollups
+from ag2_logging.pipeline.rollups import rebuild_rollups
 
 
 class Command(BaseCommand):

@@ -1,0 +1,299 @@
+"""Daily rollups: totals per (day, enterprise, workflow, model, agent, provider).
+
+``summarize_session`` adds one finished session's calls to the rollups, exactly once (the
+``Session.summarized_at`` mark is set in the same transaction, under a row lock), with ``F()``
+updates so concurrent sessions never lose each other's counts. ``rebuild_rollups`` recomputes
+everything from the raw rows and yields the same table. Days are UTC days of the call's end.
+Unattributed calls (no session) have no enterprise or workflow and are not rolled up.
+
+``ModelDayRollup`` is kept alongside, in the same transactions: per (day, enterprise, workflow,
+model, provider), the sessions that used the model (each once, on the day of its first call to
+it) and a latency histogram, merged under a lock on the rollup row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from django.db import connections, router, transaction
+from django.db.models import Count, F, Q, Sum
+from django.db.models.functions import Coalesce, TruncDate
+
+from ag2_logging.models import DailyRollup, LLMCall, ModelDayRollup, Session
+from ag2_logging.querysets import ROLLUP_SUMS, empty_latency_buckets, latency_bucket
+
+logger = logging.getLogger("ag2_logging.rollups")
+
+KEY = ("day", "enterprise_id", "workflow_name", "model", "agent_name", "provider")
+SUMS = ROLLUP_SUMS
+MODEL_KEY = ("day", "enterprise_id", "workflow_name", "model", "provider")
+
+
+def rollup_day() -> Any:
+    """The UTC day a call is rolled up on: that of its end (of its start when it has none)."""
+    return TruncDate(Coalesce("ended_at", "started_at"), tzinfo=dt.UTC)
+
+
+_day = rollup_day
+
+
+def key_order(item: tuple[tuple[Any, ...], Any]) -> tuple[Any, ...]:
+    """Sort key of a ``(KEY values, ...)`` pair: the one order in which every writer locks
+    rollup rows (summarize within one session, reprice across sessions), so none deadlock."""
+    key = item[0]
+    return (key[0] or dt.date.min, *key[1:])
+
+
+def _grouped(calls: Any, *, with_session_fields: bool) -> Any:
+    day = _day()
+    values = ["day", "model", "agent_name", "provider"]
+    annotations: dict[str, Any] = {"day": day}
+    if with_session_fields:
+        annotations["enterprise"] = F("session__enterprise_id")
+        annotations["workflow"] = F("session__workflow_name")
+        values += ["enterprise", "workflow"]
+    return (
+        calls.annotate(**annotations)
+        .values(*values)
+        .annotate(
+            call_count=Count("id"),
+            error_count=Count("id", filter=Q(status="error")),
+            retry_count=Coalesce(Sum("retries"), 0),
+            unpriced_calls=Count("id", filter=Q(cost__isnull=True)),
+            prompt_tokens=Coalesce(Sum("prompt_tokens"), 0),
+            completion_tokens=Coalesce(Sum("completion_tokens"), 0),
+            cached_tokens=Coalesce(Sum("cached_tokens"), 0),
+            reasoning_tokens=Coalesce(Sum("reasoning_tokens"), 0),
+            total_tokens=Coalesce(Sum("total_tokens"), 0),
+            cost=Sum("cost"),
+            latency_ms_sum=Sum("latency_ms"),
+        )
+        .order_by()
+    )
+
+
+def _numbers(row: dict[str, Any]) -> dict[str, Any]:
+    out = {name: row[name] or 0 for name in SUMS}
+    out["cost"] = row["cost"] if row["cost"] is not None else Decimal(0)
+    out["latency_ms_sum"] = float(row["latency_ms_sum"] or 0.0)
+    return out
+
+
+def adjust_rollup(key: dict[str, Any], cost_delta: Decimal, unpriced_delta: int) -> None:
+    """Move the rollup row of ``key`` by a repricing's cost and unpriced-call differences. The
+    caller holds the lock of every session whose calls changed (see ``reprice``)."""
+    updated = DailyRollup.objects.filter(**key).update(
+        cost=F("cost") + cost_delta, unpriced_calls=F("unpriced_calls") + unpriced_delta
+    )
+    if not updated:
+        logger.warning("ag2_logging: no rollup row %s for a summarized session's calls", key)
+
+
+def add_to_rollups(key: dict[str, Any], numbers: dict[str, Any]) -> None:
+    """Add ``numbers`` to the rollup row of ``key`` (created when missing), race-free."""
+    rollup, created = DailyRollup.objects.get_or_create(**key, defaults=numbers)
+    if not created:
+        DailyRollup.objects.filter(pk=rollup.pk).update(**{name: F(name) + numbers[name] for name in SUMS})
+
+
+class ModelDays:
+    """``ModelDayRollup`` figures accumulated from calls ``(session, enterprise, workflow, model,
+    provider, day, latency_ms)``. With ``since``, only days from ``since`` on are kept, and a
+    session is counted only when its first day with the model is one of them (every call of a
+    session must then be added, those before ``since`` too)."""
+
+    def __init__(self, since: dt.date | None = None) -> None:
+        self.since = since
+        self.first_day: dict[tuple[Any, ...], tuple[dt.date, tuple[Any, ...]]] = {}
+        self.buckets: dict[tuple[Any, ...], list[int]] = {}
+
+    def add(
+        self,
+        session_id: Any,
+        enterprise: str,
+        workflow: str,
+        model: str,
+        provider: str,
+        day: dt.date,
+        latency_ms: float | None,
+    ) -> None:
+        key = (day, enterprise, workflow, model, provider)
+        seen = self.first_day.get((session_id, model, provider))
+        if seen is None or day < seen[0]:
+            self.first_day[session_id, model, provider] = (day, key)
+        if self.since is None or day >= self.since:
+            buckets = self.buckets.get(key)
+            if buckets is None:
+                buckets = self.buckets[key] = empty_latency_buckets()
+            if latency_ms is not None:
+                buckets[latency_bucket(latency_ms)] += 1
+
+    def rows(self) -> dict[tuple[Any, ...], tuple[int, list[int]]]:
+        """(session count, latency buckets) per key of ``MODEL_KEY``, in key order."""
+        sessions: dict[tuple[Any, ...], int] = {}
+        for day, key in self.first_day.values():
+            if self.since is None or day >= self.since:
+                sessions[key] = sessions.get(key, 0) + 1
+        return {key: (sessions.get(key, 0), self.buckets[key]) for key in sorted(self.buckets)}
+
+
+def merge_buckets(a: list[int], b: list[int]) -> list[int]:
+    """Element-wise sum (the shorter list padded with zeros)."""
+    size = max(len(a), len(b))
+    return [(a[i] if i < len(a) else 0) + (b[i] if i < len(b) else 0) for i in range(size)]
+
+
+def add_to_model_rollups(key: dict[str, Any], sessions: int, buckets: list[int]) -> None:
+    """Add sessions and a latency histogram to the ``ModelDayRollup`` row of ``key`` (created when
+    missing). The JSON list is merged under a lock of the row (``SELECT ... FOR UPDATE``), so
+    concurrent sessions never lose each other's counts."""
+    latency_count = sum(buckets)
+    numbers = {"session_count": sessions, "latency_count": latency_count, "latency_buckets": buckets}
+    _, created = ModelDayRollup.objects.get_or_create(**key, defaults=numbers)
+    if created:
+        return
+    rollup = ModelDayRollup.objects.select_for_update().get(**key)
+    ModelDayRollup.objects.filter(pk=rollup.pk).update(
+        session_count=F("session_count") + sessions,
+        latency_count=F("latency_count") + latency_count,
+        latency_buckets=merge_buckets(list(rollup.latency_buckets or []), buckets),
+    )
+
+
+def summarize_session(session_id: uuid.UUID | str) -> bool:
+    """Add a finished session to the rollups once; False when already done or not finished."""
+    with transaction.atomic():
+        session = Session.objects.select_for_update().filter(pk=session_id).first()
+        if session is None or session.summarized_at is not None or session.status == Session.Status.RUNNING:
+            return False
+        grouped = _grouped(LLMCall.objects.filter(session=session), with_session_fields=False)
+        keyed = [
+            (
+                (
+                    row["day"],
+                    session.enterprise_id,
+                    session.workflow_name,
+                    row["model"],
+                    row["agent_name"],
+                    row["provider"],
+                ),
+                row,
+            )
+            for row in grouped
+        ]
+        # In key order: concurrent sessions (and reprice) lock the rows they share in one order.
+        for key, row in sorted(keyed, key=key_order):
+            add_to_rollups(dict(zip(KEY, key, strict=True)), _numbers(row))
+        model_days = ModelDays()
+        calls = LLMCall.objects.filter(session=session).annotate(_day=_day()).order_by()
+        for model, provider, day, latency in calls.values_list("model", "provider", "_day", "latency_ms"):
+            model_days.add(
+                session.pk, session.enterprise_id, session.workflow_name, model, provider, day, latency
+            )
+        for model_key, (sessions, buckets) in model_days.rows().items():
+            add_to_model_rollups(dict(zip(MODEL_KEY, model_key, strict=True)), sessions, buckets)
+        session.summarized_at = dt.datetime.now(dt.UTC)
+        session.save(update_fields=["summarized_at"])
+    return True
+
+
+def _first_recomputed_day() -> dt.date | None:
+    """With ``RETENTION_DAYS``, the first day no pruned call can be on (None: every day).
+
+    Retention deletes sessions that ended before ``now - RETENTION_DAYS``: their calls may be on
+    that cutoff's own day, so that day is kept like the older ones and rebuilding starts the day
+    after (a cutoff taken now is later than that of any earlier retention run).
+    """
+    from ag2_logging.conf import conf
+
+    days = conf.resolved.retention_days
+    if not days:
+        return None
+    return (dt.datetime.now(dt.UTC) - dt.timedelta(days=days)).date() + dt.timedelta(days=1)
+
+
+def _lock_out_writers() -> None:
+    """Make the rebuild the only writer of sessions until it commits (PostgreSQL).
+
+    ``EXCLUSIVE`` still lets readers in, but waits for, and then holds off, every transaction
+    that locks or writes a session row: ingest, summarize and reprice all lock the session first,
+    so none of them adds to, or moves, a rollup row between the rebuild's read of the calls and
+    its marking of the sessions as summarized (else a session summarized meanwhile would count
+    twice). SQLite transactions are serialized already; other databases take their chances.
+    """
+    connection = connections[router.db_for_write(Session)]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"LOCK TABLE {connection.ops.quote_name(Session._meta.db_table)} IN EXCLUSIVE MODE"
+            )
+
+
+def rebuild_rollups(*, batch_size: int = 1_000, since: dt.date | None = None) -> int:
+    """Recompute the rollups from the raw rows of finished sessions; returns the rows written.
+
+    With ``RETENTION_DAYS`` set, days up to the raw-row cutoff are kept as they are (their rows
+    may be pruned already: the rollups are all that is left of them) and only later days are
+    recomputed; ``since`` sets that first recomputed day explicitly.
+    """
+    if since is None:
+        since = _first_recomputed_day()
+    with transaction.atomic():
+        _lock_out_writers()
+        return _rebuild(batch_size, since)
+
+
+def _rebuild(batch_size: int, since: dt.date | None) -> int:
+    finished = Session.objects.exclude(status=Session.Status.RUNNING)
+    calls = LLMCall.objects.filter(session__in=finished)
+    existing = DailyRollup.objects.all()
+    existing_models = ModelDayRollup.objects.all()
+    # Every call of the sessions with a call from ``since`` on: their first day with each model.
+    model_calls = calls
+    if since is not None:
+        calls = calls.annotate(_day=_day()).filter(_day__gte=since)
+        existing = existing.filter(day__gte=since)
+        existing_models = existing_models.filter(day__gte=since)
+        model_calls = model_calls.filter(session_id__in=calls.values("session_id"))
+    existing.delete()
+    existing_models.delete()
+    rows = [
+        DailyRollup(
+            day=row["day"],
+            enterprise_id=row["enterprise"],
+            workflow_name=row["workflow"],
+            model=row["model"],
+            agent_name=row["agent_name"],
+            provider=row["provider"],
+            **_numbers(row),
+        )
+        for row in _grouped(calls, with_session_fields=True)
+    ]
+    DailyRollup.objects.bulk_create(rows, batch_size=batch_size)
+    model_days = ModelDays(since)
+    columns = ("session_id", "session__enterprise_id", "session__workflow_name", "model", "provider")
+    for values in (
+        model_calls.annotate(_day=_day())
+        .order_by()
+        .values_list(*columns, "_day", "latency_ms")
+        .iterator(chunk_size=10_000)
+    ):
+        model_days.add(*values)
+    ModelDayRollup.objects.bulk_create(
+        (
+            ModelDayRollup(
+                **dict(zip(MODEL_KEY, key, strict=True)),
+                session_count=sessions,
+                latency_count=sum(buckets),
+                latency_buckets=buckets,
+            )
+            for key, (sessions, buckets) in model_days.rows().items()
+        ),
+        batch_size=batch_size,
+    )
+    finished.update(summarized_at=dt.datetime.now(dt.UTC))
+    return len(rows)
