@@ -88,7 +88,7 @@ chromium:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; }
 	@command -v chromium >/dev/null 2>&1 || { echo "make: chromium is missing and could not be installed" >&2; exit 1; }
 
-test-sqlite: $(STAMP) chromium
+test-sqlite: $(STAMP) services chromium
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-postgres: $(STAMP) services chromium

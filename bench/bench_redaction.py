@@ -76,7 +76,7 @@ def _bodies() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
 def run(quick: bool = False) -> list[dict[str, Any]]:
     import orjson
 
-    from ag2_logging.capture.serialize import dumps
+    from ag2_logging.serialize import dumps
     from ag2_logging.redaction import HAVE_RE2, redact, redact_json
 
     request, response, dirty = _bodies()

@@ -35,7 +35,19 @@ def _modules_importing(pattern: re.Pattern[str]) -> list[str]:
     )
 
 
-CLASSIC_ONLY = _modules_importing(_CLASSIC_IMPORT)
+def _closure(found: list[str]) -> list[str]:
+    """Add the modules that import a module of ``found`` (``from tests.test_x import ...``)."""
+    found = list(found)
+    while True:
+        stems = "|".join(name.removesuffix(".py") for name in found)
+        more = [name for name in _modules_importing(re.compile(rf"^\s*from tests\.(?:{stems}) import", re.M))]
+        new = sorted(set(more) - set(found))
+        if not new:
+            return sorted(found)
+        found += new
+
+
+CLASSIC_ONLY = _closure(_modules_importing(_CLASSIC_IMPORT))
 AG2_ONLY = ["ag2", *_modules_importing(_AG2_IMPORT)]  # the directory (its conftest imports ag2)
 collect_ignore_glob = [
     *(CLASSIC_ONLY if not classic_available() else []),

@@ -19,7 +19,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "ag2_logging"
 ALIASES = {
     "ag2_logging.sessions", "ag2_logging.context", "ag2_logging.recorder", "ag2_logging.journal",
-    "ag2_logging.runtime_log", "ag2_logging.serialize", "ag2_logging.spill", "ag2_logging.ingest",
+    "ag2_logging.runtime_log", "ag2_logging.spill", "ag2_logging.ingest",
     "ag2_logging.ingest_rows", "ag2_logging.sanitize", "ag2_logging.rollups", "ag2_logging.recovery",
     "ag2_logging.retention", "ag2_logging.reprice", "ag2_logging.legacy_import",
     "ag2_logging.price_overrides", "ag2_logging.charts", "ag2_logging.exports", "ag2_logging.admin_views",
@@ -29,7 +29,7 @@ ALIASES = {
 #: (the caller's process) hands off to the pipeline; the pipeline writes rows; reports, tasks and
 #: the admin sit on top. The journal's file formats are shared by capture and pipeline (rank 1).
 RANKS: list[tuple[str, int]] = [
-    ("ag2_logging.capture.serialize", 0),
+    ("ag2_logging.serialize", 0),
     ("ag2_logging.capture.journal", 1),
     ("ag2_logging.capture.runtime_log", 1),
     ("ag2_logging.pricing.cache", 1),  # reads ModelPrice rows

@@ -13,8 +13,8 @@ import pytest
 from ag2_logging import signals
 from ag2_logging.capture.journal import read_journal
 from ag2_logging.capture.recorder import SessionRecorder
-from ag2_logging.capture.serialize import new_id, truncate_strings
 from ag2_logging.conf import conf
+from ag2_logging.serialize import new_id, truncate_strings
 
 SECRET = "sk-proj-Zq8c1x9VbN3mK2pL7wR4tY6uI0oPaSdFgHjK"
 

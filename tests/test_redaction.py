@@ -15,7 +15,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ag2_logging import redaction
-from ag2_logging.capture.serialize import dumps
 from ag2_logging.redaction import (
     NOT_SENSITIVE_KEYS,
     PATTERNS,
@@ -27,6 +26,7 @@ from ag2_logging.redaction import (
     redact_keys,
     redact_text,
 )
+from ag2_logging.serialize import dumps
 from tests.secrets_scan import GENERATORS, KEY_NAMES, bare_secret, planted_corpus, sample
 
 KINDS = sorted(GENERATORS)

@@ -4,7 +4,8 @@
 and the runtime-logger API), ``recorder`` (one event -> redacted, priced, one journal line),
 ``journal`` (append-only files), ``runtime_log`` (the process-wide log people tail), ``spill``
 (journal lines the disk refused, handed to the database thread), ``db_thread`` (the app's own
-thread that writes Session rows), ``heartbeat``, ``unattributed``, ``counters``, ``serialize``.
+thread that writes Session rows), ``heartbeat``, ``unattributed``, ``counters``. (``ag2_logging.serialize``, shared with redaction
+and the pipeline, turns AG2 objects into JSON.)
 """
 
 from __future__ import annotations

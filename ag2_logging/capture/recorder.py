@@ -29,10 +29,10 @@ import orjson
 
 from ag2_logging import pricing, signals
 from ag2_logging.capture.journal import JournalWriter
-from ag2_logging.capture.serialize import dumps, new_id, to_jsonable, truncate_strings
 from ag2_logging.conf import Resolved
 from ag2_logging.events import LLMCallInput, Totals
 from ag2_logging.redaction import may_contain_secrets, redact_json, redact_keys
+from ag2_logging.serialize import dumps, new_id, to_jsonable, truncate_strings
 
 logger = logging.getLogger("ag2_logging.recorder")
 

@@ -23,12 +23,12 @@ from ag2_logging.capture import before_session, db_thread, heartbeat, runtime_lo
 from ag2_logging.capture.context import bindings, current_session
 from ag2_logging.capture.counters import stats
 from ag2_logging.capture.recorder import SessionRecorder
-from ag2_logging.capture.serialize import dumps
 from ag2_logging.capture.spill import spill_line
 from ag2_logging.conf import conf
 from ag2_logging.pipeline import handoff
 from ag2_logging.pricing import cache as price_overrides
 from ag2_logging.redaction import redact_text
+from ag2_logging.serialize import dumps
 
 logger = logging.getLogger("ag2_logging.sessions")
 

@@ -46,7 +46,6 @@ from typing import Any
 
 import orjson
 
-from ag2_logging.capture.serialize import dumps as _dumps
 from ag2_logging.redaction.engine import ALL, HAVE_RE2, SHORTEST, count, redact_patterns, screens
 from ag2_logging.redaction.patterns import (
     MARKER,
@@ -63,6 +62,7 @@ from ag2_logging.redaction.patterns import (
     key_kind,
     kinds,
 )
+from ag2_logging.serialize import dumps as _dumps
 
 __all__ = [
     "HAVE_RE2",
