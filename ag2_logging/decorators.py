@@ -151,7 +151,22 @@ def ag2_logged(
     chat_id: IdSource = None,
     join: bool = False,
 ) -> Any:
-    """Record everything AG2 does inside the decorated callable as one session."""
+    """Record everything AG2 does inside the decorated callable as one session.
+
+    Works on sync and async functions, views and Celery task bodies, bare (``@ag2_logged``) or
+    with arguments. Each id is a string, or a callable taking the call's arguments, or None:
+    then it is read from a keyword argument of the same name (``chat_id=...``), from the
+    request's ``ENTERPRISE_HEADER`` / ``CHAT_HEADER`` for views, and the workflow defaults to
+    the function's name; a missing chat id is generated. ``join=True`` on a Celery task joins
+    the session of the code that enqueued it (as its child) instead of opening an unrelated one.
+    The decorated callable's exceptions pass through unchanged (the session ends ``failed``);
+    with logging off it is called straight through.
+
+    Example::
+
+        @ag2_logged(workflow_name="support_triage")
+        async def triage(request, enterprise_id, chat_id): ...
+    """
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         positions = _positions(fn)

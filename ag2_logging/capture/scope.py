@@ -39,7 +39,12 @@ submit_db = db_thread.submit_db
 
 def flush(timeout: float = DB_WAIT_SECONDS) -> None:
     """Wait until every pending Session write has run, and the inline pipeline has finished what
-    is due (sanitize, ingest and rollups of ended sessions; retries scheduled later excepted)."""
+    is due (sanitize, ingest and rollups of ended sessions; retries scheduled later excepted).
+
+    For scripts and tests that read the rows right after a session (a process's exit waits on
+    its own). ``timeout`` in seconds per stage; raises ``TimeoutError`` when the database thread
+    does not answer in time. Not for an event loop (it blocks).
+    """
     db_thread.drain(timeout)
     handoff.wait_idle(timeout)
     db_thread.drain(timeout)
@@ -167,10 +172,21 @@ def status_for(exc: BaseException | None) -> tuple[str, str]:
 class ag2_logging_session:
     """Record everything AG2 does inside the block as one session.
 
-    ``with ag2_logging_session(chat_id, workflow_name, enterprise_id) as session:`` and the
-    same with ``async with``. Ends the session as completed, failed (an exception) or cancelled
-    (``CancelledError``/``KeyboardInterrupt``), and re-raises. ``session`` is the recorder (its
-    ``session_id`` and live ``totals``), or None when logging is off.
+    ``with ag2_logging_session(chat_id, workflow_name, enterprise_id) as session:`` and the same
+    with ``async with`` (a plain ``with`` around ``await`` works too). Ids are strings (a
+    missing ``chat_id`` is generated; each is cut to 255 characters on the row); ``parent_id``
+    (a session UUID) makes this session a child, which otherwise is the session the block runs
+    in, if any. ``session`` is the recorder (``session.session_id``, live ``session.totals``:
+    tokens as counts, cost as a ``Decimal`` in dollars), or None when logging is off.
+
+    The session ends ``completed``, ``failed`` (an exception, re-raised) or ``cancelled``
+    (``CancelledError`` / ``KeyboardInterrupt``). Nothing here raises into your code: a full
+    disk or an unreachable database is counted and recorded later (see the README, Durability).
+
+    Example::
+
+        with ag2_logging_session("c1", workflow_name="nightly", enterprise_id="acme"):
+            user_proxy.initiate_chat(assistant, message="...")
     """
 
     __slots__ = ("_recorder", "_token", "chat_id", "enterprise_id", "parent_id", "workflow_name")
@@ -303,11 +319,27 @@ _runtime_logger = AG2RuntimeLogger()
 
 
 def get_ag2_runtime_logger() -> AG2RuntimeLogger:
+    """The process's runtime logger: the replaced system's API.
+
+    ``logger.start_session(chat_id, workflow_name, enterprise_id)`` returns True when a session
+    started (False with logging off, or when it could not; it never raises), and
+    ``logger.stop_session(status="completed", error="")`` ends the session this context started.
+    Prefer ``ag2_logging_session`` in new code: it also ends the session on an exception.
+    """
     return _runtime_logger
 
 
 def session_totals() -> dict[str, Any] | None:
-    """Live totals of the current session (calls, tokens, cost so far), or None outside one."""
+    """Live totals of the current session, or None outside one (or with logging off).
+
+    A dict of ``events.SESSION_COUNTERS`` and ``events.PROCESS_COUNTERS``: counts of calls,
+    errors, retries, unpriced calls, tokens (prompt, completion, cached, reasoning, total), tool
+    calls and agent events; ``total_cost`` as a decimal string in dollars (calls without a
+    known price are left out and counted in ``unpriced_calls``); ``redactions`` by kind; and
+    ``session_id``. What the process counted so far, before ingest.
+
+    Example: ``if (t := session_totals()) and Decimal(t["total_cost"]) > limit: ...``
+    """
     recorder = current_session.get()
     if recorder is None:
         return None
