@@ -40,6 +40,8 @@ AG2_LOGGING = {
     # The benchmarks measure recording, not the Celery hand-off (ingest is measured on its own).
     "INGEST_ON_SESSION_END": False,
     "PROVIDER_BASE_URLS": {"http://127.0.0.1": "openai"},
+    # A background recovery scan at the first session would run beside what is measured.
+    "RECOVER_ON_START": False,
 }
 
 LOGGING = {

@@ -123,7 +123,8 @@ def recover_sessions(
     scope = Session.objects.filter(host=settings.host_name) if local else Session.objects.all()
     handled = _recover_unfinished(scope, stale_before, result)
     _recover_not_ingested(scope, handled, stale_before if settled_only else None, result)
-    _recover_files(settings, now, stale_before, result)
+    if not settled_only:  # a scan of the whole journal directory: for recover commands, not at start-up
+        _recover_files(settings, now, stale_before, result)
     _sanitize_left(scope, result)
     _summarize_left(scope, result)
     return result
@@ -205,7 +206,10 @@ def _recover_files(
             continue
         if path.stem in known or _past_retention(path.parent.name, rows_cutoff):
             continue
-        header = journal_header(path)
+        try:
+            header = journal_header(path)
+        except FileNotFoundError:  # retention (or its own process's chain) removed it meanwhile
+            continue
         if header is None:
             result.unreadable.append(str(path))
             continue
