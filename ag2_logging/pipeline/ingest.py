@@ -789,13 +789,7 @@ def ingest_journal(
     issues: Issues = Issues()
     exists = path.exists()
     lines = read_journal(path) if exists else iter(())
-    header, seen = _find_header(path, lines, issues)
-    session_id = _session_id(path, header, expected_session_id)
-    if session_id is not None and header is None:
-        header = _spilled_header(session_id)
-        _session_id(path, header, session_id)
-        if header is None:
-            issues["header_missing"] += 1
+    header, seen, session_id = _header_and_session(path, lines, expected_session_id, issues)
     # Asked once, before any COPY holds the connection: almost always there is nothing.
     spilled_any = session_id is not None and SpilledEvent.objects.filter(session_id=session_id).exists()
     if not exists and not spilled_any:
@@ -825,6 +819,27 @@ def ingest_journal(
             # Spilled lines are kept (until retention prunes the session): a re-ingest then reads
             # exactly what the first one did, closing line and all.
             _complete_session(session, read, result, issues, unfinished_status)
+    _warn_if_damaged(path, result)
+    return result
+
+
+def _header_and_session(
+    path: Path, lines: Iterator[JournalLine], expected: uuid.UUID | None, issues: Issues
+) -> tuple[Any, list[JournalLine], uuid.UUID | None]:
+    """The journal's header (else the one among its spilled lines), the lines read to find it
+    and the session it is ingested as; JournalRefused when they name another session."""
+    header, seen = _find_header(path, lines, issues)
+    session_id = _session_id(path, header, expected)
+    if session_id is not None and header is None:
+        header = _spilled_header(session_id)
+        _session_id(path, header, session_id)
+        if header is None:
+            issues["header_missing"] += 1
+    return header, seen, session_id
+
+
+def _warn_if_damaged(path: Path, result: IngestResult) -> None:
+    """Log the first bad lines and the issues of an ingest that had any."""
     if result.bad_lines or result.issues:
         logger.warning(
             "ag2_logging ingested %s with bad lines %s and issues %s",
@@ -832,7 +847,6 @@ def ingest_journal(
             result.bad_lines[:20],
             result.issues,
         )
-    return result
 
 
 def _all_lines(

@@ -502,80 +502,106 @@ def _sanitize_sqlite(db: Path, counts: dict[str, int]) -> None:
         connection.close()
 
 
+def _sanitized_sqlite_source(
+    path: Path, counts: dict[str, int], *, in_place: bool, write: bool
+) -> tuple[Path, Path | None]:
+    """Sanitize the database (into a copy, in place, or nowhere when ``write`` is off); returns
+    the file to read and where the sanitized data was written."""
+    if not write:
+        return path, None
+    target = path if in_place else sanitized_path(path)
+    if not in_place:
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        shutil.copyfile(path, tmp)
+        _sanitize_sqlite(tmp, counts)
+        os.replace(tmp, target)
+        fsync_dir(target.parent)
+    else:
+        _sanitize_sqlite(path, counts)
+    return target, target
+
+
+def _sqlite_clients(
+    connection: sqlite3.Connection, tables: set[str]
+) -> dict[int, tuple[str | None, str | None]]:
+    """(api_type, base_url) of each ``oai_clients`` row, by client id."""
+    clients: dict[int, tuple[str | None, str | None]] = {}
+    if "oai_clients" in tables:
+        for client_id, init_args in connection.execute("SELECT client_id, init_args FROM oai_clients"):
+            clients[_int(client_id)] = _client_info(init_args)
+    return clients
+
+
+_SQLITE_CALLS = (
+    "SELECT id, invocation_id, client_id, session_id, source_name, request, response, is_cached, "
+    "cost, start_time, end_time FROM chat_completions ORDER BY id"
+)
+
+
+def _sqlite_call(
+    row: tuple[Any, ...], request_obj: Any, clients: dict[int, tuple[str | None, str | None]]
+) -> LegacyCall:
+    """The call of one ``chat_completions`` row (its request already parsed)."""
+    rowid, invocation, client_id, session_key, source, _, response, cached, cost, start, end = row
+    call = LegacyCall(
+        ref=f"row {rowid}",
+        key=str(invocation or f"row-{rowid}"),
+        session_key=str(session_key or "default"),
+        agent_name=str(source or ""),
+        ag2_cost=_dec(cost),
+        is_cached=bool(cached),
+        started_at=_ts(start),
+        ended_at=_ts(end),
+        request=request_obj,
+    )
+    _fill_from_response(call, response, request_obj)
+    api_type, base_url = clients.get(_int(client_id), (None, None))
+    call.provider = _provider(api_type, base_url, call.model)
+    return call
+
+
+def _read_sqlite_calls(
+    connection: sqlite3.Connection, log: LegacyLog, clients: dict[int, tuple[str | None, str | None]]
+) -> bytes:
+    """Add the ``chat_completions`` rows to ``log`` as calls; returns the bytes its identity hashes."""
+    first = b""
+    for row in connection.execute(_SQLITE_CALLS):
+        rowid, invocation, session_key, request = row[0], row[1], row[3], row[5]
+        log.lines += 1
+        if not first:
+            first = f"{session_key}:{invocation}".encode()
+        try:
+            request_obj = json.loads(request) if request else None
+        except ValueError:
+            log.bad_lines.append(int(rowid))
+            continue
+        call = _sqlite_call(row, request_obj, clients)
+        log.session(call.session_key).calls.append(call)
+    return first
+
+
+def _count_sqlite_extras(connection: sqlite3.Connection, tables: set[str], log: LegacyLog) -> None:
+    """Agent events and function calls, counted on the log's first session (rows name none)."""
+    if "events" in tables:
+        for (count,) in connection.execute("SELECT count(*) FROM events"):
+            if log.sessions:
+                next(iter(log.sessions.values())).agent_events += int(count)
+    if "function_calls" in tables:
+        for (count,) in connection.execute("SELECT count(*) FROM function_calls"):
+            if log.sessions:
+                next(iter(log.sessions.values())).tool_calls += int(count)
+
+
 def _read_sqlite(path: Path, *, in_place: bool, write: bool) -> tuple[LegacyLog, Path | None]:
     counts: dict[str, int] = {}
-    if write:
-        target = path if in_place else sanitized_path(path)
-        if not in_place:
-            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-            shutil.copyfile(path, tmp)
-            _sanitize_sqlite(tmp, counts)
-            os.replace(tmp, target)
-            fsync_dir(target.parent)
-        else:
-            _sanitize_sqlite(path, counts)
-        source = target
-    else:
-        source, target = path, None
+    source, target = _sanitized_sqlite_source(path, counts, in_place=in_place, write=write)
     log = LegacyLog(path=str(path), format="sqlite", identity="")
     connection = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
     try:
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        clients: dict[int, tuple[str | None, str | None]] = {}
-        if "oai_clients" in tables:
-            for client_id, init_args in connection.execute("SELECT client_id, init_args FROM oai_clients"):
-                clients[_int(client_id)] = _client_info(init_args)
-        first = b""
-        if "chat_completions" in tables:
-            query = (
-                "SELECT id, invocation_id, client_id, session_id, source_name, request, response, is_cached, "
-                "cost, start_time, end_time FROM chat_completions ORDER BY id"
-            )
-            for row in connection.execute(query):
-                (
-                    rowid,
-                    invocation,
-                    client_id,
-                    session_key,
-                    source,
-                    request,
-                    response,
-                    cached,
-                    cost,
-                    start,
-                    end,
-                ) = row
-                log.lines += 1
-                if not first:
-                    first = f"{session_key}:{invocation}".encode()
-                try:
-                    request_obj = json.loads(request) if request else None
-                except ValueError:
-                    log.bad_lines.append(int(rowid))
-                    continue
-                call = LegacyCall(
-                    ref=f"row {rowid}",
-                    key=str(invocation or f"row-{rowid}"),
-                    session_key=str(session_key or "default"),
-                    agent_name=str(source or ""),
-                    ag2_cost=_dec(cost),
-                    is_cached=bool(cached),
-                    started_at=_ts(start),
-                    ended_at=_ts(end),
-                    request=request_obj,
-                )
-                _fill_from_response(call, response, request_obj)
-                api_type, base_url = clients.get(_int(client_id), (None, None))
-                call.provider = _provider(api_type, base_url, call.model)
-                log.session(call.session_key).calls.append(call)
-        if "events" in tables:
-            for (count,) in connection.execute("SELECT count(*) FROM events"):
-                if log.sessions:
-                    next(iter(log.sessions.values())).agent_events += int(count)
-        if "function_calls" in tables:
-            for (count,) in connection.execute("SELECT count(*) FROM function_calls"):
-                if log.sessions:
-                    next(iter(log.sessions.values())).tool_calls += int(count)
+        clients = _sqlite_clients(connection, tables)
+        first = _read_sqlite_calls(connection, log, clients) if "chat_completions" in tables else b""
+        _count_sqlite_extras(connection, tables, log)
     finally:
         connection.close()
     log.identity = _identity(first)

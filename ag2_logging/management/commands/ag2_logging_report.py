@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -69,35 +69,11 @@ class Command(BaseCommand):
         parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        params = {key: options[key] for key in ("start", "end", "enterprise", "workflow") if options.get(key)}
-        if options.get("days") is not None:
-            if options["days"] < 1:
-                raise CommandError("--days must be at least 1")
-            end = reports._parse_date(options.get("end")) or reports._utc_today()
-            params["start"] = (end - dt.timedelta(days=options["days"] - 1)).isoformat()
-            params["end"] = end.isoformat()
-        for key in ("start", "end"):
-            if key in params and reports._parse_date(params[key]) is None:
-                raise CommandError(f"--{key} must be a date, YYYY-MM-DD (got {params[key]!r})")
-        flt, errors = reports.ReportFilter.from_params(params)
+        flt, errors = reports.ReportFilter.from_params(_report_params(options))
         for error in errors:
             self.stderr.write(error)
         name: str = options["report"]
-        if name == "models":
-            if options["sort"].lstrip("-") not in reports.MODEL_COLUMNS:
-                raise CommandError(f"--sort must be one of {', '.join(reports.MODEL_COLUMNS)}")
-            header, rows = reports.model_table(reports.model_comparison(flt, sort=options["sort"]))
-            key_columns: tuple[str, ...] = ("model", "provider")
-            kind = "models"
-        elif name == "overview":
-            header, rows = reports.overview_table(reports.overview(flt))
-            key_columns = ("dimension", "value")
-            kind = "overview"
-        else:
-            report = reports.breakdown(name, flt)
-            header, rows = reports.breakdown_table(report)
-            key_columns = report.dimension.fields
-            kind = "breakdown"
+        header, rows, key_columns, kind = _report_table(name, flt, options["sort"])
         fmt = options["format"]
         if fmt == "csv":
             for line in csv_lines(header, rows):
@@ -105,21 +81,31 @@ class Command(BaseCommand):
             return
         records = reports.as_records(header, rows)
         if fmt == "json":
-            self.stdout.write(
-                json.dumps(
-                    {
-                        "report": name,
-                        "start": flt.start.isoformat(),
-                        "end": flt.end.isoformat(),
-                        "enterprise": flt.enterprise,
-                        "workflow": flt.workflow,
-                        "rows": records,
-                    },
-                    indent=2,
-                    default=str,
-                )
-            )
+            self._write_json(name, flt, records)
             return
+        self._write_table(name, flt, [*key_columns, *TABLE_COLUMNS[kind]], records)
+
+    def _write_json(self, name: str, flt: reports.ReportFilter, records: list[dict[str, Any]]) -> None:
+        """The report's rows and its filter as one indented JSON document."""
+        self.stdout.write(
+            json.dumps(
+                {
+                    "report": name,
+                    "start": flt.start.isoformat(),
+                    "end": flt.end.isoformat(),
+                    "enterprise": flt.enterprise,
+                    "workflow": flt.workflow,
+                    "rows": records,
+                },
+                indent=2,
+                default=str,
+            )
+        )
+
+    def _write_table(
+        self, name: str, flt: reports.ReportFilter, columns: list[str], records: list[dict[str, Any]]
+    ) -> None:
+        """A title line with the period and scope, the text table, and a note on unpriced calls."""
         scope = " ".join(
             part
             for part in (
@@ -129,10 +115,41 @@ class Command(BaseCommand):
             if part
         )
         self.stdout.write(f"{name}: {flt.start} .. {flt.end} (UTC){' ' + scope if scope else ''}")
-        columns = [*key_columns, *TABLE_COLUMNS[kind]]
         self.stdout.write(render_table(columns, ([_cell(r.get(c)) for c in columns] for r in records)))
         if any(r.get("unpriced_calls") for r in records):
             self.stdout.write("cost: priced calls only; unpriced calls have no cost (unknown), never 0.")
+
+
+def _report_params(options: dict[str, Any]) -> dict[str, Any]:
+    """The filter parameters of the options (``--days`` resolved); CommandError on a bad date."""
+    params = {key: options[key] for key in ("start", "end", "enterprise", "workflow") if options.get(key)}
+    if options.get("days") is not None:
+        if options["days"] < 1:
+            raise CommandError("--days must be at least 1")
+        end = reports._parse_date(options.get("end")) or reports._utc_today()
+        params["start"] = (end - dt.timedelta(days=options["days"] - 1)).isoformat()
+        params["end"] = end.isoformat()
+    for key in ("start", "end"):
+        if key in params and reports._parse_date(params[key]) is None:
+            raise CommandError(f"--{key} must be a date, YYYY-MM-DD (got {params[key]!r})")
+    return params
+
+
+def _report_table(
+    name: str, flt: reports.ReportFilter, sort: str
+) -> tuple[list[str], Iterator[list[Any]], tuple[str, ...], str]:
+    """Header, rows, key columns and kind (a ``TABLE_COLUMNS`` key) of the named report."""
+    if name == "models":
+        if sort.lstrip("-") not in reports.MODEL_COLUMNS:
+            raise CommandError(f"--sort must be one of {', '.join(reports.MODEL_COLUMNS)}")
+        header, rows = reports.model_table(reports.model_comparison(flt, sort=sort))
+        return header, rows, ("model", "provider"), "models"
+    if name == "overview":
+        header, rows = reports.overview_table(reports.overview(flt))
+        return header, rows, ("dimension", "value"), "overview"
+    report = reports.breakdown(name, flt)
+    header, rows = reports.breakdown_table(report)
+    return header, rows, report.dimension.fields, "breakdown"
 
 
 def _cell(value: Any) -> str:
