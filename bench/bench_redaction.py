@@ -76,8 +76,8 @@ def _bodies() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
 def run(quick: bool = False) -> list[dict[str, Any]]:
     import orjson
 
-    from ag2_logging.serialize import dumps
     from ag2_logging.redaction import HAVE_RE2, redact, redact_json
+    from ag2_logging.serialize import dumps
 
     request, response, dirty = _bodies()
     size = len(orjson.dumps(request)) + len(orjson.dumps(response))
