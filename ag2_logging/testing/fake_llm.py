@@ -693,36 +693,16 @@ class FakeLLMServer:
     def _answer(
         self, n: int, body: Any, model: str, messages: list[Any], client_gone: Callable[[], bool]
     ) -> _Outcome:
-        if not isinstance(body, dict):
-            raise _DirectiveError("request body must be a JSON object")
-        if not model:
-            raise _DirectiveError("'model' is required and must be a string")
-        if not messages or not all(isinstance(m, dict) for m in messages):
-            raise _DirectiveError("'messages' must be a non-empty list of objects")
-        if body.get("stream"):
-            raise _DirectiveError("streaming is not supported by the fake LLM server; use stream=false")
+        _check_request(body, model, messages)
         with self._lock:
             self._models_seen.add(model)
-
         failure = self._scripted_failure(model, messages)
         if isinstance(failure, int):
-            headers: dict[str, str] = {}
-            if self.retry_after_ms is not None and (failure == 429 or failure >= 500):
-                headers["retry-after-ms"] = str(self.retry_after_ms)
-            try:
-                status_text = HTTPStatus(failure).phrase
-            except ValueError:
-                status_text = "error"
-            return _Outcome(
-                failure,
-                _error_body(failure, f"scripted fake error {failure} ({status_text}) for request {n}"),
-                headers=headers,
-            )
+            return self._failure(n, failure)
         if failure == "timeout":
             time.sleep(self.error_sleep_seconds)
             if client_gone():
                 return _Outcome(CLIENT_CLOSED_REQUEST, {})
-
         texts = [message_text(m) for m in messages]
         usage = self.default_usage
         for text in reversed(texts):
@@ -730,38 +710,8 @@ class FakeLLMServer:
             if usage_matches:
                 usage = _parse_usage(usage_matches[-1], self.default_usage)
                 break
-        marker = _find_marker(messages)
-        terminate = any(_TERMINATE_RE.search(text) for text in texts)
-
+        message, finish_reason, tool_name = _reply(n, body, messages, texts)
         response_id = f"chatcmpl-fake-{n}"
-        last = messages[-1]
-        message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
-        finish_reason = "stop"
-        tool_name: str | None = None
-
-        if last.get("role") == "tool":
-            tool_content = message_text(last)
-            content = f"tool result: {tool_content[:TOOL_RESULT_MAX_CHARS]}"
-        else:
-            directive = _parse_tool_directive(texts[-1])
-            if directive is not None and directive[0] in _offered_tools(body):
-                tool_name, arguments = directive
-                message["tool_calls"] = [
-                    {
-                        "id": f"call_fake_{n}",
-                        "type": "function",
-                        "function": {"name": tool_name, "arguments": arguments},
-                    }
-                ]
-                finish_reason = "tool_calls"
-            content = f"fake reply {n}"
-        if tool_name is None:
-            if marker is not None:
-                content += f" [[marker:{marker}]]"
-            if terminate:
-                content += " TERMINATE"
-            message["content"] = content
-
         return _Outcome(
             200,
             {
@@ -779,6 +729,67 @@ class FakeLLMServer:
             tool_call=tool_name,
             response_id=response_id,
         )
+
+    def _failure(self, n: int, status: int) -> _Outcome:
+        """A scripted HTTP error (``[[fail:429]]`` and the like)."""
+        headers: dict[str, str] = {}
+        if self.retry_after_ms is not None and (status == 429 or status >= 500):
+            headers["retry-after-ms"] = str(self.retry_after_ms)
+        try:
+            status_text = HTTPStatus(status).phrase
+        except ValueError:
+            status_text = "error"
+        return _Outcome(
+            status,
+            _error_body(status, f"scripted fake error {status} ({status_text}) for request {n}"),
+            headers=headers,
+        )
+
+
+def _check_request(body: Any, model: str, messages: list[Any]) -> None:
+    """What the server refuses with a 400, as OpenAI's API does."""
+    if not isinstance(body, dict):
+        raise _DirectiveError("request body must be a JSON object")
+    if not model:
+        raise _DirectiveError("'model' is required and must be a string")
+    if not messages or not all(isinstance(m, dict) for m in messages):
+        raise _DirectiveError("'messages' must be a non-empty list of objects")
+    if body.get("stream"):
+        raise _DirectiveError("streaming is not supported by the fake LLM server; use stream=false")
+
+
+def _reply(
+    n: int, body: Any, messages: list[Any], texts: list[str]
+) -> tuple[dict[str, Any], str, str | None]:
+    """The assistant message, its finish reason and the tool it calls (if any)."""
+    marker = _find_marker(messages)
+    terminate = any(_TERMINATE_RE.search(text) for text in texts)
+    last = messages[-1]
+    message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
+    finish_reason = "stop"
+    tool_name: str | None = None
+    if last.get("role") == "tool":
+        content = f"tool result: {message_text(last)[:TOOL_RESULT_MAX_CHARS]}"
+    else:
+        directive = _parse_tool_directive(texts[-1])
+        if directive is not None and directive[0] in _offered_tools(body):
+            tool_name, arguments = directive
+            message["tool_calls"] = [
+                {
+                    "id": f"call_fake_{n}",
+                    "type": "function",
+                    "function": {"name": tool_name, "arguments": arguments},
+                }
+            ]
+            finish_reason = "tool_calls"
+        content = f"fake reply {n}"
+    if tool_name is None:
+        if marker is not None:
+            content += f" [[marker:{marker}]]"
+        if terminate:
+            content += " TERMINATE"
+        message["content"] = content
+    return message, finish_reason, tool_name
 
 
 def _loopback_host(value: str) -> str:
