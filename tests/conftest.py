@@ -88,6 +88,17 @@ def logs_dir(tmp_path: Path, settings: Any) -> Iterator[Path]:
 
 
 @pytest.fixture(autouse=True)
+def fresh_price_overrides() -> Iterator[None]:
+    """Each test prices with its own database's overrides: the process-wide cache is not
+    invalidated when a test's rows are flushed (no delete signal is sent)."""
+    from ag2_logging.pricing import cache
+
+    cache.invalidate()
+    yield
+    cache.invalidate()
+
+
+@pytest.fixture(autouse=True)
 def no_session_leaks() -> Iterator[None]:
     yield
     assert current_session.get() is None, "a test left a session bound in the context"

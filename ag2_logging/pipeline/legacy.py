@@ -647,7 +647,7 @@ def _price(log: LegacyLog) -> None:
     from ag2_logging.conf import conf
     from ag2_logging.pricing import cache
 
-    overrides = cache.load()  # this process may never have opened a session: read the rows now
+    overrides = cache.read()  # this process may never have opened a session: read the rows now
 
     for call in log.calls:
         usage = pricing.normalize_usage(

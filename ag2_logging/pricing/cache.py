@@ -38,12 +38,17 @@ def to_override(row: Any) -> PriceOverride:
     )
 
 
+def read() -> tuple[PriceOverride, ...]:
+    """Every ``ModelPrice`` row as an override, read now (sync ORM), without touching the cache."""
+    from ag2_logging.models import ModelPrice
+
+    return tuple(to_override(row) for row in ModelPrice.objects.all())
+
+
 def load() -> tuple[PriceOverride, ...]:
     """Read every ModelPrice row now (sync ORM: not on an event loop) and cache them."""
     global _cache, _loaded_at
-    from ag2_logging.models import ModelPrice
-
-    overrides = tuple(to_override(row) for row in ModelPrice.objects.all())
+    overrides = read()
     with _lock:
         _cache = overrides
         _loaded_at = time.monotonic()
