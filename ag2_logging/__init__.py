@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
-
-try:
-    __version__ = version("django-ag2-logging")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without metadata
-    __version__ = "0.0.0"
 
 if TYPE_CHECKING:
     from ag2_logging.capture.scope import (
@@ -37,7 +31,19 @@ __all__ = [
 ]
 
 
+def _version() -> str:
+    # Looked up on first use: importlib.metadata costs every process start ~15 ms otherwise.
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("django-ag2-logging")
+    except PackageNotFoundError:  # pragma: no cover - a source tree without metadata
+        return "0.0.0"
+
+
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        return _version()
     # Lazy so that importing the package (settings files, apps loading) imports no models.
     if name in {"summarize_runtime_log", "summarize_autogen_runtime_file"}:
         from ag2_logging.pipeline import legacy as legacy_import

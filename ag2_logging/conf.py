@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import environ
 from django.conf import settings
@@ -160,8 +160,7 @@ def _host(raw: Any) -> str:
     return raw or socket.gethostname()
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
     """One key of ``AG2_LOGGING``: where it comes from and how it is read."""
 
     key: str
@@ -241,7 +240,7 @@ SPECIAL: dict[str, Any] = {
 DEFAULTS: dict[str, Any] = {**SPECIAL, **{s.key: s.default for s in SETTINGS}}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # no generated comparison: less to compile at start-up
 class Resolved:
     """The settings as the app uses them, plus what the checks need to report."""
 
