@@ -8,7 +8,6 @@ messages queued by earlier releases and for manual use. The pipeline sends the c
 
 from __future__ import annotations
 
-import logging
 import uuid
 from typing import Any
 
@@ -17,8 +16,6 @@ from celery import shared_task
 from ag2_logging.conf import conf
 from ag2_logging.pipeline.db import TRANSIENT
 from ag2_logging.pipeline.store import JournalUnavailable
-
-logger = logging.getLogger("ag2_logging.tasks")
 
 
 @shared_task(bind=True, name="ag2_logging.process_session", acks_late=True, max_retries=None)
