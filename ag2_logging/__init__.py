@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ag2_logging.budgets.errors import BudgetExceeded
     from ag2_logging.capture.scope import (
         AG2RuntimeLogger,
         ag2_logging_session,
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AG2RuntimeLogger",
+    "BudgetExceeded",
     "ag2_logged",
     "ag2_logging_session",
     "current_session_id",
@@ -49,6 +51,10 @@ def __getattr__(name: str) -> Any:
         from ag2_logging.pipeline import legacy as legacy_import
 
         return getattr(legacy_import, name)
+    if name == "BudgetExceeded":
+        from ag2_logging.budgets.errors import BudgetExceeded
+
+        return BudgetExceeded
     if name == "ag2_logged":
         from ag2_logging.decorators import ag2_logged
 

@@ -6,6 +6,7 @@ Each id is used once. The README lists them all ("System checks").
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,23 @@ def _nearest_existing(path: Path) -> Path:
 
 
 def _writable_dir(path: Path) -> bool:
-    existing = _nearest_existing(path)
-    return existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)
+    """True when this process can create files in ``path``, found by trying it: a probe file
+    created and removed in ``path``, or, while ``path`` does not exist, a probe directory in its
+    nearest existing ancestor (nothing is left behind). ``os.access`` is no answer: it says yes
+    to root under ``/proc``, on a read-only mount or in sysfs."""
+    try:
+        existing = _nearest_existing(path)
+        if not existing.is_dir():
+            return False  # a regular file on the way: no directory can be made beneath it
+        if existing == path:
+            fd, probe = tempfile.mkstemp(prefix=".ag2-probe-", dir=path)
+            os.close(fd)
+            os.unlink(probe)
+        else:
+            os.rmdir(tempfile.mkdtemp(prefix=".ag2-probe-", dir=existing))
+    except OSError:
+        return False
+    return True
 
 
 @register(Tags.compatibility)
@@ -142,5 +158,73 @@ def check_pipeline_broker(app_configs: Any = None, **kwargs: Any) -> list[CheckM
                 "manage.py ag2_logging_doctor checks the whole pipeline."
             ),
             id=PREFIX + "W006",
+        )
+    ]
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+@register("ag2_logging")
+def check_otel(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """OpenTelemetry export switched on without its packages (E008), or with nowhere to send
+    (W007: no global tracer provider at check time and no ``OTEL_ENDPOINT``)."""
+    resolved = conf.resolved
+    if not resolved.otel:
+        return []
+    if not _importable("opentelemetry.sdk") or not _importable("opentelemetry.exporter.otlp.proto.http"):
+        return [
+            Error(
+                "AG2_LOGGING['OTEL'] is on but the OpenTelemetry packages are not installed.",
+                hint="Install django-ag2-logging[otel], or set AG2_LOGGING['OTEL'] = False.",
+                id=PREFIX + "E008",
+            )
+        ]
+    from opentelemetry import trace
+
+    global_set = type(trace.get_tracer_provider()).__name__ not in {
+        "ProxyTracerProvider",
+        "NoOpTracerProvider",
+    }
+    if resolved.otel_endpoint or global_set:
+        return []
+    return [
+        Warning(
+            "AG2_LOGGING['OTEL'] is on but no OpenTelemetry destination is known: sessions wait unexported.",
+            hint=(
+                "Set AG2_LOGGING['OTEL_ENDPOINT'] to your collector's OTLP/HTTP URL (http://collector:4318), "
+                "or set a global tracer provider before Django starts. Waiting sessions are sent later."
+            ),
+            id=PREFIX + "W007",
+        )
+    ]
+
+
+@register("ag2_logging")
+def check_live_transport(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The live dashboard is meant to be pushed over a WebSocket (``LIVE_TRANSPORT`` is
+    ``"websocket"``, or ``"auto"`` in a project set up for Channels: ``ASGI_APPLICATION`` or
+    ``CHANNEL_LAYERS``) but Django Channels is not installed (W008): the page polls instead."""
+    from django.conf import settings
+
+    wanted = conf.resolved.live_transport
+    asgi = bool(getattr(settings, "ASGI_APPLICATION", None) or getattr(settings, "CHANNEL_LAYERS", None))
+    if wanted == "polling" or (wanted == "auto" and not asgi) or _importable("channels"):
+        return []
+    return [
+        Warning(
+            "The live dashboard is set up to be pushed over a WebSocket, but Django Channels is not "
+            "installed: the page polls its JSON endpoint instead.",
+            hint=(
+                "Install django-ag2-logging[live] and route ag2_logging.live.routing.websocket_urlpatterns "
+                "in your ASGI application, or set AG2_LOGGING['LIVE_TRANSPORT'] = 'polling'."
+            ),
+            id=PREFIX + "W008",
         )
     ]

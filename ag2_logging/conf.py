@@ -12,6 +12,7 @@ deprecated ``AUTOGEN_RUNTIME_*`` variables) and ``JOURNAL_DIR`` (beside the runt
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import socket
@@ -39,6 +40,8 @@ DEFAULT_LOG_FILE = Path("logs") / "logs" / "ag2_runtime.log"
 LOG_FILE_NAME = "ag2_runtime.log"
 PIPELINE_MODES = ("auto", "inline", "celery")
 _VALID_FSYNC = ("session_end", "event", "never")
+OTEL_SEMCONVS = ("latest", "core")
+LIVE_TRANSPORTS = ("auto", "websocket", "polling")
 
 
 class ConfigError(ValueError):
@@ -154,6 +157,35 @@ def _patterns(raw: Any) -> tuple[re.Pattern[str], ...]:
     return tuple(compiled)
 
 
+def _url_or_none(raw: Any) -> str | None:
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str) or not re.match(r"https?://[^/\s]+", raw):
+        raise ConfigError("an http(s) URL such as http://localhost:4318, or None")
+    return raw.rstrip("/")
+
+
+def _time_zone(raw: Any) -> Any:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(str(raw))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError("an IANA time zone name such as UTC or Europe/Paris") from None
+
+
+def _redis_url_or_none(raw: Any) -> str | None:
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str) or not re.match(r"(redis|rediss|unix)://", raw):
+        raise ConfigError("a Redis URL such as redis://localhost:6379/0, or None")
+    import importlib.util
+
+    if importlib.util.find_spec("redis") is None:
+        raise ConfigError("a Redis URL with the redis package installed (pip install redis), or None")
+    return raw
+
+
 def _host(raw: Any) -> str:
     if raw is not None and not (isinstance(raw, str) and raw):
         raise ConfigError("a host name or None")
@@ -222,6 +254,34 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RECOVER_ON_START", True, _switch),
     # The name of this host on sessions and in recovery (None: socket.gethostname()).
     Setting("HOST_NAME", None, _host),
+    # OpenTelemetry export (extra "otel"): each summarized session becomes a trace, plus metrics.
+    Setting("OTEL", False, _switch, env="AG2_LOGGING_OTEL"),
+    # OTLP/HTTP base URL (http://collector:4318) used when the project set no global providers.
+    Setting("OTEL_ENDPOINT", None, _url_or_none, env="AG2_LOGGING_OTEL_ENDPOINT"),
+    # GenAI convention names: "latest" (semantic-conventions-genai) or "core" (core semconv <= 1.41).
+    Setting("OTEL_SEMCONV", "latest", _choice(*OTEL_SEMCONVS)),
+    # Prompts, replies and tool arguments/results on spans (redacted; needs CAPTURE_BODIES too).
+    Setting("OTEL_CAPTURE_CONTENT", False, _switch),
+    # Seconds one export to the collector may take (connect, send, retries) before it gives up.
+    Setting("OTEL_TIMEOUT", 5, _number(0.1)),
+    # Unexported sessions sent after each successful export (the backlog), at most this many.
+    Setting("OTEL_BACKLOG_BATCH", 20, _number(0, cast=int)),
+    # Bearer token accepted by the Prometheus metrics view besides a staff login (None: staff only).
+    Setting("PROMETHEUS_TOKEN", None, _name_or_none("a token string"), env="AG2_LOGGING_PROMETHEUS_TOKEN"),
+    # The time zone budgets' calendar periods (day, week, month) are read in.
+    Setting("BUDGET_TIME_ZONE", "UTC", _time_zone),
+    # A Redis URL for the budgets' ledger (None: the database ledger).
+    Setting("BUDGET_REDIS_URL", None, _redis_url_or_none, env="AG2_LOGGING_BUDGET_REDIS_URL"),
+    # Also mail_admins() when a budget reaches its soft threshold.
+    Setting("BUDGET_MAIL_ADMINS", False, _switch),
+    # Output tokens a call without max_tokens is reserved for.
+    Setting("BUDGET_OUTPUT_TOKENS", 4096, _positive_int),
+    # Seconds between a process's writes of its running sessions' live counters, and between the
+    # live dashboard's refreshes (0: no live counters).
+    Setting("LIVE_SECONDS", 2, _number(0)),
+    # How the live dashboard is updated: "auto" (a WebSocket under ASGI with Django Channels,
+    # else polling), "websocket" or "polling".
+    Setting("LIVE_TRANSPORT", "auto", _choice(*LIVE_TRANSPORTS)),
 )
 
 #: Keys resolved by a function of their own: the switch, the runtime log and the journal directory.
@@ -271,10 +331,26 @@ class Resolved:
     pipeline_pending_alert_seconds: float
     recover_on_start: bool
     host_name: str
+    otel: bool
+    otel_endpoint: str | None
+    otel_semconv: str
+    otel_capture_content: bool
+    otel_timeout: float
+    otel_backlog_batch: int
+    prometheus_token: str | None
+    budget_time_zone: Any
+    budget_redis_url: str | None
+    budget_mail_admins: bool
+    budget_output_tokens: int
+    live_seconds: float
+    live_transport: str
     # Diagnostics for checks.py: (id, message, hint) tuples.
     errors: tuple[tuple[str, str, str], ...] = ()
     warnings: tuple[tuple[str, str, str], ...] = ()
     unknown_keys: tuple[str, ...] = field(default=())
+    #: Where ``enabled`` was read, for people (the doctor): ``AG2_RUNTIME_LOGGING='true'``,
+    #: ``AG2_LOGGING['ENABLED']=True``, or ``AG2_RUNTIME_LOGGING not set (default off)``.
+    enabled_source: str = ""
 
 
 Diagnostics = list[tuple[str, str, str]]
@@ -296,8 +372,9 @@ def _legacy(new: str, old: str, ids: tuple[str, str], warnings: Diagnostics, hin
         warnings.append((ids[0], f"{old} is deprecated.", f"Rename it to {new}{hint}."))
 
 
-def _resolve_enabled(user: dict[str, Any], errors: Diagnostics, warnings: Diagnostics) -> bool:
-    """ENABLED: settings > AG2_RUNTIME_LOGGING > AUTOGEN_RUNTIME_LOGGING (deprecated)."""
+def _resolve_enabled(user: dict[str, Any], errors: Diagnostics, warnings: Diagnostics) -> tuple[bool, str]:
+    """ENABLED: settings > AG2_RUNTIME_LOGGING > AUTOGEN_RUNTIME_LOGGING (deprecated); and where it
+    was read (``Resolved.enabled_source``)."""
     _legacy(
         ENV_ENABLED,
         LEGACY_ENV_ENABLED,
@@ -314,8 +391,9 @@ def _resolve_enabled(user: dict[str, Any], errors: Diagnostics, warnings: Diagno
         raw, source = old_raw, LEGACY_ENV_ENABLED
     else:
         raw, source = DEFAULTS["ENABLED"], "default"
+    said = f"{ENV_ENABLED} not set (default off)" if source == "default" else f"{source}={raw!r}"
     try:
-        return parse_switch(raw)
+        return parse_switch(raw), said
     except ConfigError:
         errors.append(
             (
@@ -324,7 +402,7 @@ def _resolve_enabled(user: dict[str, Any], errors: Diagnostics, warnings: Diagno
                 "Use one of true, 1, on, enabled, file (on) or false, 0, off, disabled, empty (off).",
             )
         )
-        return False
+        return False, said
 
 
 def _resolve_log_file(user: dict[str, Any], warnings: Diagnostics) -> Path:
@@ -390,7 +468,7 @@ def _resolve() -> Resolved:
     errors: Diagnostics = []
     warnings: Diagnostics = []
     user = _user_settings(errors)
-    enabled = _resolve_enabled(user, errors, warnings)
+    enabled, enabled_source = _resolve_enabled(user, errors, warnings)
     log_file = _resolve_log_file(user, warnings)
     return Resolved(
         enabled=enabled,
@@ -400,7 +478,22 @@ def _resolve() -> Resolved:
         errors=tuple(errors),
         warnings=tuple(warnings),
         unknown_keys=tuple(sorted(k for k in user if k not in DEFAULTS)),
+        enabled_source=enabled_source,
     )
+
+
+logger = logging.getLogger("ag2_logging.conf")
+#: Configuration errors already logged by this process (each is logged once).
+_logged: set[str] = set()
+
+
+def _log_errors(resolved: Resolved) -> None:
+    """A script or a shell never runs the system checks: a bad setting (which leaves logging off
+    or a default in force) is logged once per process, with the check's id and hint."""
+    for check_id, message, hint in resolved.errors:
+        if message not in _logged:
+            _logged.add(message)
+            logger.error("ag2_logging.%s %s %s", check_id, message, hint)
 
 
 class _Conf:
@@ -413,6 +506,8 @@ class _Conf:
         cached = self._cache
         if cached is None:
             cached = self._cache = _resolve()
+            if cached.errors:
+                _log_errors(cached)
         return cached
 
     def reload(self) -> Resolved:

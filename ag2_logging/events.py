@@ -102,7 +102,10 @@ class LLMCallInput:
     before redaction and pricing. Tokens as the provider reported them (``usage_normalized``:
     already in the app's convention); times are aware datetimes; ``ag2_cost`` is AG2's own figure
     (dollars), kept beside ours; ``request`` / ``response`` are the raw bodies (redacted and cut
-    by the recorder)."""
+    by the recorder). ``usage_missing``: the reply carried no usage report at all (a stream cut
+    before its usage chunk, a server that sends none), so the tokens are unknown, not 0: the call
+    is recorded with cost ``null`` and ``price_status`` ``"no_usage"`` unless it failed or came
+    from AG2's cache (those cost 0 whatever the usage)."""
 
     agent_name: str
     provider: str
@@ -125,6 +128,7 @@ class LLMCallInput:
     response: Any = None
     generation: str = ""
     usage_normalized: bool = False
+    usage_missing: bool = False
 
 
 class SessionHeader(TypedDict):
@@ -137,6 +141,11 @@ class SessionHeader(TypedDict):
     host: str
     pid: int
     journal_path: str
+    #: Who and what for (``capture.people``): the user's primary key as text (None: no user), the
+    #: tags, and the metadata as redacted. Absent from journals written before 0.2.
+    user_id: str | None
+    tags: list[str]
+    metadata: dict[str, Any]
 
 
 class _Event(TypedDict):
@@ -165,7 +174,7 @@ class LLMCallEvent(_Event, total=False):
     reasoning_tokens: int
     total_tokens: int
     cost: str | None
-    #: "priced", "override", "local" or "unknown" (``LLMCall.PriceStatus``).
+    #: "priced", "override", "local", "inferred", "unknown" or "no_usage" (``LLMCall.PriceStatus``).
     price_status: str
     ag2_cost: str | None
     latency_ms: float | None

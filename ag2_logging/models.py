@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from typing import Any
 
+from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -32,8 +34,12 @@ class Session(models.Model):
         RUNNING = "running", _("running")
         COMPLETED = "completed", _("completed")
         FAILED = "failed", _("failed")
+        #: A Celery task attempt that raised ``Retry``: the next attempt is its sibling.
+        RETRIED = "retried", _("retried")
         CANCELLED = "cancelled", _("cancelled")
         INTERRUPTED = "interrupted", _("interrupted")
+        #: Stopped by a ``block`` budget before the call that would have crossed it.
+        BLOCKED = "blocked", _("blocked by a budget")
 
     class Source(models.TextChoices):
         LIVE = "live", _("recorded live")
@@ -60,7 +66,11 @@ class Session(models.Model):
     cached_tokens = models.BigIntegerField(default=0)
     reasoning_tokens = models.BigIntegerField(default=0)
     total_tokens = models.BigIntegerField(default=0)
-    total_cost = models.DecimalField(default=Decimal(0), max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES)
+    #: Sum of the priced calls' costs (USD). NULL when the session has calls and none of them
+    #: could be priced: unknown is never 0. With ``unpriced_calls`` > 0 it is a lower bound.
+    total_cost = models.DecimalField(
+        null=True, blank=True, default=Decimal(0), max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES
+    )
 
     host = models.CharField(max_length=255, blank=True, default="")
     pid = models.PositiveIntegerField(null=True, blank=True)
@@ -102,6 +112,32 @@ class Session(models.Model):
     #: Something was lost or differs from what the process counted: see ``dropped_events`` and
     #: ``recorded_totals``.
     incomplete = models.BooleanField(default=False)
+    #: When the session's trace was handed to OpenTelemetry (``AG2_LOGGING["OTEL"]``): set only
+    #: after the exporter accepted it, so an unexported session is sent later (the backlog).
+    exported_at = models.DateTimeField(null=True, blank=True)
+    #: A short claim on the export (one exporter per session at a time, on any host).
+    export_claimed_until = models.DateTimeField(null=True, blank=True)
+
+    # -- who and what for (the entry point's ``user``, ``tags`` and ``metadata``) --------------
+    #: The authenticated user of the request that opened the session (the middleware and
+    #: ``@ag2_logged`` on a view), or the ``user`` given to an entry point; NULL otherwise, or
+    #: once the user is deleted.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="ag2_logging_sessions",
+    )
+    #: Labels given by the entry point (``tags=[...]``): strings, at most ``capture.people.MAX_TAGS``
+    #: of at most ``MAX_TAG_LENGTH`` characters each; one ``SessionTag`` row per tag for filtering.
+    tags = models.JSONField(default=list, blank=True)
+    #: A small JSON object given by the entry point (``metadata={...}``), redacted like bodies.
+    metadata = models.JSONField(default=dict, blank=True)
+    #: What ``summarize`` added to the user and tag rollups for this session, per (day, model,
+    #: agent, provider): ``[[day, model, agent, provider, cost or None, unpriced calls], ...]``,
+    #: so that a reprice moves those rollups by exactly the difference.
+    rollup_shares = models.JSONField(null=True, blank=True)
 
     objects = SessionQuerySet.as_manager()
 
@@ -113,10 +149,61 @@ class Session(models.Model):
             models.Index(fields=["status", "started_at"], name="ag2log_sess_status_started"),
             models.Index(fields=["started_at"], name="ag2log_sess_started"),
             models.Index(fields=["pipeline_failed_at"], name="ag2log_sess_pipe_failed"),
+            models.Index(fields=["user", "started_at"], name="ag2log_sess_user_started"),
+            # The sessions not yet in the reports (the session list's banner counts them on every
+            # view): few rows, so a small partial index rather than a scan of every session.
+            models.Index(
+                fields=["ended_at"],
+                condition=models.Q(ingested_at__isnull=True) | models.Q(summarized_at__isnull=True),
+                name="ag2log_sess_not_reported",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.workflow_name or 'session'} {self.chat_id} ({self.status})"
+
+    @property
+    def cost_complete(self) -> bool:
+        """Whether ``total_cost`` is the whole cost: every call has a price (failed calls and
+        AG2 cache hits cost 0 and count as priced). A session without calls is complete."""
+        return not self.unpriced_calls
+
+    @property
+    def cost_state(self) -> str:
+        """``"none"`` (no calls), ``"known"``, ``"partial"`` (``total_cost`` is a lower bound: some
+        calls have no price) or ``"unknown"`` (no call has a price, or the priced ones sum to 0:
+        a lower bound of $0 says nothing). The rule of ``reports.Figures.cost_state``."""
+        if not self.call_count:
+            return "none"
+        if not self.unpriced_calls:
+            return "known"
+        if self.unpriced_calls >= self.call_count or not self.total_cost:
+            return "unknown"
+        return "partial"
+
+    @property
+    def known_cost(self) -> Decimal | None:
+        """The cost in USD as the admin and the exports show it: None when unknown (never 0 for
+        calls without a price), a lower bound when ``cost_complete`` is False."""
+        if self.cost_state == "unknown":
+            return None
+        return self.total_cost if self.total_cost is not None else Decimal(0)
+
+
+class SessionTag(models.Model):
+    """One tag of a session (``Session.tags``), a row per tag so that sessions filter by tag on
+    every database (SQLite has no JSON containment). Written with the Session row."""
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="tag_rows")
+    tag = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["session", "tag"]
+        constraints = [models.UniqueConstraint(fields=["session", "tag"], name="ag2log_stag_unique")]
+        indexes = [models.Index(fields=["tag"], name="ag2log_stag_tag")]
+
+    def __str__(self) -> str:
+        return self.tag
 
 
 class SpilledEvent(models.Model):
@@ -148,12 +235,20 @@ class LLMCall(models.Model):
     class PriceStatus(models.TextChoices):
         PRICED = "priced", _("priced")
         OVERRIDE = "override", _("override")
+        #: Priced from the model name's own provider although the call went to another base URL
+        #: (a proxy, a gateway, a loopback test server) that ``PROVIDER_BASE_URLS`` does not map.
+        INFERRED = "inferred", _("inferred from the model name")
         LOCAL = "local", _("local model")
         UNKNOWN = "unknown", _("unknown model")
+        #: The provider's reply carried no usage (a stream cut short, ``include_usage`` ignored):
+        #: tokens and cost are unknown, counted like an unpriced call.
+        NO_USAGE = "no_usage", _("no usage reported")
 
     id = models.UUIDField(primary_key=True, editable=False)
+    # No index of its own: ``ag2log_call_session_seq`` (session, seq) serves every lookup by
+    # session, and one index fewer is less work for each row ingest writes.
     session = models.ForeignKey(
-        Session, null=True, blank=True, on_delete=models.CASCADE, related_name="llm_calls"
+        Session, null=True, blank=True, on_delete=models.CASCADE, related_name="llm_calls", db_index=False
     )
     seq = models.PositiveIntegerField(default=0, help_text=_("Position in the session's journal."))
     invocation_id = models.CharField(max_length=64, blank=True, default="")
@@ -196,10 +291,13 @@ class LLMCall(models.Model):
             models.Index(fields=["started_at"], name="ag2log_call_started"),
             models.Index(fields=["model", "started_at"], name="ag2log_call_model_started"),
             models.Index(fields=["price_status"], name="ag2log_call_price_status"),
+            # The call list sorted by cost, either way (the admin adds its ordering, -started_at,
+            # then the pk, as tie-breaks): a walk down this index instead of a sort of every call.
+            models.Index(fields=["cost", "started_at"], name="ag2log_call_cost"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.model} {self.total_tokens} tokens"
+        return f"{self.model} {self.total_tokens:,} tokens"
 
 
 class AgentEvent(models.Model):
@@ -374,3 +472,205 @@ class ModelDayRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.enterprise_id}/{self.workflow_name}/{self.model}"
+
+
+class PeopleRollup(models.Model):
+    """The summed figures of ``DailyRollup`` under its key (day, enterprise, workflow, model,
+    agent, provider) and one more dimension: abstract base of ``UserDayRollup`` and
+    ``TagDayRollup``, kept by the summarize task with ``DailyRollup``."""
+
+    day = models.DateField()
+    #: The session's user, as the primary key's text ("" for sessions without one).
+    user_id = models.CharField(max_length=255, blank=True, default="")
+    enterprise_id = models.CharField(max_length=255, blank=True, default="")
+    workflow_name = models.CharField(max_length=255, blank=True, default="")
+    model = models.CharField(max_length=255, blank=True, default="")
+    agent_name = models.CharField(max_length=255, blank=True, default="")
+    provider = models.CharField(max_length=64, blank=True, default="")
+    call_count = models.BigIntegerField(default=0)
+    error_count = models.BigIntegerField(default=0)
+    retry_count = models.BigIntegerField(default=0)
+    unpriced_calls = models.BigIntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    cached_tokens = models.BigIntegerField(default=0)
+    reasoning_tokens = models.BigIntegerField(default=0)
+    total_tokens = models.BigIntegerField(default=0)
+    cost = models.DecimalField(default=Decimal(0), max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES)
+    latency_ms_sum = models.FloatField(default=0)
+
+    objects = DailyRollupQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+        ordering = ["-day"]
+
+
+class UserDayRollup(PeopleRollup):
+    """``DailyRollup`` per user too: every finished session's calls, once (``user_id`` "" for
+    sessions without a user)."""
+
+    class Meta(PeopleRollup.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "day",
+                    "user_id",
+                    "enterprise_id",
+                    "workflow_name",
+                    "model",
+                    "agent_name",
+                    "provider",
+                ],
+                name="ag2log_urollup_unique_key",
+            )
+        ]
+        indexes = [models.Index(fields=["user_id", "day"], name="ag2log_urollup_user_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} user {self.user_id or '-'} {self.model}"
+
+
+class TagDayRollup(PeopleRollup):
+    """``DailyRollup`` per tag (and user): a tagged session's calls count once under each of its
+    tags, so the rows of several tags can sum past the period's total; untagged sessions have
+    no row here."""
+
+    tag = models.CharField(max_length=64)
+
+    class Meta(PeopleRollup.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "day",
+                    "tag",
+                    "user_id",
+                    "enterprise_id",
+                    "workflow_name",
+                    "model",
+                    "agent_name",
+                    "provider",
+                ],
+                name="ag2log_trollup_unique_key",
+            )
+        ]
+        indexes = [models.Index(fields=["tag", "day"], name="ag2log_trollup_tag_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} tag {self.tag} {self.model}"
+
+
+class Budget(models.Model):
+    """A cost limit (USD, the currency of the prices) on a scope of sessions over a period.
+
+    ``scope`` picks the sessions counted together: every session (``global``), one enterprise,
+    one workflow, or one workflow of one enterprise. An empty ``enterprise_id`` /
+    ``workflow_name`` in a scope that names it means "each one separately" (every enterprise
+    gets its own ledger). ``period`` is a calendar period in ``AG2_LOGGING["BUDGET_TIME_ZONE"]``
+    (UTC by default; weeks start on Monday), each ``session`` alone, or the last
+    ``window_hours`` whole hours (``rolling_hours``). Enforcement: ``ag2_logging.budgets``.
+    """
+
+    class Scope(models.TextChoices):
+        GLOBAL = "global", _("every session")
+        ENTERPRISE = "enterprise", _("enterprise")
+        WORKFLOW = "workflow", _("workflow")
+        ENTERPRISE_WORKFLOW = "enterprise_workflow", _("workflow of an enterprise")
+
+    class Period(models.TextChoices):
+        SESSION = "session", _("each session")
+        DAY = "day", _("day")
+        WEEK = "week", _("week (from Monday)")
+        MONTH = "month", _("month")
+        ROLLING_HOURS = "rolling_hours", _("rolling hours")
+
+    class Action(models.TextChoices):
+        BLOCK = "block", _("block the call")
+        WARN = "warn", _("warn only")
+
+    class UnknownModel(models.TextChoices):
+        BLOCK = "block", _("block the call")
+        ALLOW = "allow", _("allow the call")
+
+    name = models.CharField(max_length=255, blank=True, default="")
+    scope = models.CharField(max_length=32, choices=Scope.choices, default=Scope.GLOBAL)
+    enterprise_id = models.CharField(max_length=255, blank=True, default="")
+    workflow_name = models.CharField(max_length=255, blank=True, default="")
+    period = models.CharField(max_length=16, choices=Period.choices, default=Period.DAY)
+    window_hours = models.PositiveIntegerField(
+        null=True, blank=True, help_text=_("Rolling hours only: the window, in whole hours.")
+    )
+    limit = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES)
+    soft_percent = models.DecimalField(
+        max_digits=5, decimal_places=2, default=Decimal(80), help_text=_("Warning threshold, % of the limit.")
+    )
+    action = models.CharField(max_length=8, choices=Action.choices, default=Action.BLOCK)
+    unknown_model = models.CharField(
+        max_length=8,
+        choices=UnknownModel.choices,
+        default=UnknownModel.BLOCK,
+        help_text=_("A call to a model with no known price cannot be estimated: block it or let it go."),
+    )
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["scope", "enterprise_id", "workflow_name", "period"]
+        indexes = [models.Index(fields=["active"], name="ag2log_budget_active")]
+
+    def __str__(self) -> str:
+        """The name, else ``<target> <period> <limit>`` with the limit as money: ``acme day $5.00``."""
+        from ag2_logging.reports.formats import show  # reports import the models
+
+        target = "/".join(v for v in (self.enterprise_id, self.workflow_name) if v) or self.scope
+        return self.name or f"{target} {self.period} {show(self.limit, money=True)}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Save, then move the budgets' version on: every process reloads its budgets."""
+        super().save(*args, **kwargs)
+        bump_budget_version()
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        result = super().delete(*args, **kwargs)
+        bump_budget_version()
+        return result
+
+
+class BudgetLedger(models.Model):
+    """What a budget's scope spent in one period, shared by every process (the database ledger).
+
+    ``key`` is ``<budget id>:<period key>:<scope value>`` (``version`` for the one row whose
+    ``counter`` changes each time a Budget is saved or deleted). ``reserved`` holds the worst-case
+    cost of calls in flight and the allowances processes took and have not spent yet.
+    """
+
+    key = models.CharField(max_length=600, unique=True)
+    budget = models.ForeignKey(Budget, null=True, blank=True, on_delete=models.CASCADE, related_name="ledger")
+    period_start = models.DateTimeField(null=True, blank=True)
+    period_end = models.DateTimeField(null=True, blank=True)
+    spent = models.DecimalField(default=Decimal(0), max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES)
+    reserved = models.DecimalField(default=Decimal(0), max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES)
+    counter = models.BigIntegerField(default=0)
+    soft_sent_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-period_start"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+def bump_budget_version() -> None:
+    """Add one to the budgets' version counter (the ``BudgetLedger`` row ``version``), which
+    every process polls: call it after changing Budget rows without ``save()`` (bulk updates)."""
+    from django.db import IntegrityError, transaction
+
+    if BudgetLedger.objects.filter(key="version").update(counter=models.F("counter") + 1):
+        return
+    try:
+        with transaction.atomic():
+            BudgetLedger.objects.create(key="version", counter=1)
+    except IntegrityError:
+        BudgetLedger.objects.filter(key="version").update(counter=models.F("counter") + 1)

@@ -143,14 +143,25 @@ class LLMCallQuerySet(models.QuerySet["LLMCall"]):
         )
 
     def totals(self) -> dict[str, Any]:
-        """Calls, errors, unpriced calls, the token kinds and cost, in one query."""
+        """Calls, errors, unpriced calls, the token kinds and cost (USD), in one query.
+
+        Every call counts, failed ones included (``error_count`` of them; they cost 0 by
+        ``price_call``'s rule). ``unpriced_calls`` are the calls without a cost (``cost`` NULL:
+        price status ``unknown`` or ``no_usage``), as the recorder and the rollups count them.
+        ``total_cost`` is the sum of the known costs, None when there is nothing to sum or when
+        calls are unpriced and the known costs sum to 0 (a lower bound of $0 says nothing: the
+        cost is unknown, as ``reports.Figures.cost_state`` has it).
+        """
         aggregates: dict[str, Any] = {name: Coalesce(Sum(name), 0) for name in TOKEN_FIELDS}
         aggregates["call_count"] = Count("id")
         aggregates["error_count"] = Count("id", filter=Q(status="error"))
-        aggregates["unpriced_calls"] = Count("id", filter=Q(price_status="unknown", status="success"))
+        aggregates["unpriced_calls"] = Count("id", filter=Q(cost__isnull=True))
         aggregates["retry_count"] = Coalesce(Sum("retries"), 0)
         aggregates["total_cost"] = Sum("cost")
-        return self.aggregate(**aggregates)
+        totals = self.aggregate(**aggregates)
+        if totals["unpriced_calls"] and not totals["total_cost"]:
+            totals["total_cost"] = None
+        return totals
 
     def older_than(self, days: float, *, now: dt.datetime | None = None) -> LLMCallQuerySet:
         """Calls that ended (or, without an end, started) more than ``days`` days before ``now``."""

@@ -23,3 +23,10 @@ llm_call_recorded = Signal()
 # Arguments: session_id (uuid.UUID), status (str), error (str), totals (dict, as
 # ``Totals.as_dict()``: call_count, the token counts, total_cost as a string, ...).
 session_finished = Signal()
+
+# Sent once per budget and period when the settled spend reaches the budget's soft threshold
+# (``soft_percent`` of its limit), from the thread that settled the call.
+# Arguments: budget (int | None: the Budget's id, None for a per-session limit), scope (str),
+# period_key (str: the ledger key), period_end (datetime | None), spent, limit, soft_limit
+# (Decimal, USD), session_id (uuid.UUID | None: the session whose call crossed it).
+budget_threshold_reached = Signal()

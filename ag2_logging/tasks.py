@@ -92,16 +92,26 @@ def rebuild_rollups() -> int:
 
 @shared_task(name="ag2_logging.reprice", autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5)
 def reprice(
-    since: str | None = None, model: str | None = None, enterprise: str | None = None, dry_run: bool = False
+    since: str | None = None,
+    model: str | None = None,
+    enterprise: str | None = None,
+    dry_run: bool = False,
+    until: str | None = None,
+    provider: str | None = None,
 ) -> dict[str, Any]:
-    """Recompute call costs (see ``manage.py ag2_logging_reprice``); returns the summary."""
+    """Recompute call costs (see ``manage.py ag2_logging_reprice``); returns the summary
+    (``RepriceResult.as_dict``). ``since`` / ``until``: ISO dates (``YYYY-MM-DD``, UTC days of the
+    calls' end, both inclusive); ``provider``: as a ``ModelPrice`` names it (any case, aliases;
+    None or "" for any). A malformed date raises ValueError (not retried)."""
     import datetime as dt
 
     from ag2_logging.pipeline import reprice as repricing
 
     result = repricing.reprice(
         since=dt.date.fromisoformat(since) if since else None,
+        until=dt.date.fromisoformat(until) if until else None,
         model=model,
+        provider=provider,
         enterprise=enterprise,
         dry_run=dry_run,
     )

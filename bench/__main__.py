@@ -21,7 +21,18 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-ORDER = ["hot_path", "ag2", "logging_off", "startup", "redaction", "pricing", "ingest", "memory", "reports"]
+ORDER = [
+    "hot_path",
+    "export",
+    "ag2",
+    "logging_off",
+    "startup",
+    "redaction",
+    "pricing",
+    "ingest",
+    "memory",
+    "reports",
+]
 KEYS = ("figure", "ours", "reference", "ratio", "target", "ok")
 
 

@@ -14,6 +14,7 @@ nothing measurable beyond the journal's fsync, i.e. its p50 within noise of the 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 import time
@@ -23,6 +24,9 @@ from typing import Any
 from bench._common import call_args, make_agent, row, run_child, run_dir, setup_django
 
 BROKER = "redis://127.0.0.1:6379/14"
+#: Scratch PostgreSQL databases are <prefix>_<mode> (``AG2_BENCH_PIPE_DB``: one per engineer on a
+#: shared server).
+PIPE_DB = os.environ.get("AG2_BENCH_PIPE_DB", "ag2_bench_pipe")
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -105,20 +109,20 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     base = _pg_admin_url().rsplit("/", 1)[0]
     backends = {
         "SQLite": f"sqlite:///{root}/{{mode}}.sqlite3",
-        "PostgreSQL": f"{base}/ag2_bench_pipe_{{mode}}",
+        "PostgreSQL": f"{base}/{PIPE_DB}_{{mode}}",
     }
     rows = []
     for backend, url in backends.items():
         if backend == "PostgreSQL":
             for mode in ("off", "inline", "celery"):
-                _pg(f"DROP DATABASE IF EXISTS ag2_bench_pipe_{mode}")
-                _pg(f"CREATE DATABASE ag2_bench_pipe_{mode}")
+                _pg(f"DROP DATABASE IF EXISTS {PIPE_DB}_{mode}")
+                _pg(f"CREATE DATABASE {PIPE_DB}_{mode}")
         try:
             got = _measure(root, backend, url, sessions)
         finally:
             if backend == "PostgreSQL":
                 for mode in ("off", "inline", "celery"):
-                    _pg(f"DROP DATABASE IF EXISTS ag2_bench_pipe_{mode} WITH (FORCE)")
+                    _pg(f"DROP DATABASE IF EXISTS {PIPE_DB}_{mode} WITH (FORCE)")
         assert got["inline"]["rows"] == sessions, got  # the inline chain really ran
         assert got["off"]["rows"] == 0 and got["celery"]["rows"] == 0, got
         rows += _rows(backend, got, sessions)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start the services the tests need when they are down; fail loudly when one cannot start.
-# Usage: scripts/services.sh postgres redis [rabbitmq]
+# Usage: scripts/services.sh postgres redis [rabbitmq] [mariadb]
 set -euo pipefail
 
 wait_for() {  # name, command...
@@ -39,6 +39,18 @@ ensure_rabbitmq() {
   command -v rabbitmq-server >/dev/null || { echo "services: ERROR: rabbitmq-server is not installed" >&2; return 1; }
   rabbitmq-server -detached
   wait_for rabbitmq port_open 5672
+}
+
+ensure_mariadb() {
+  if mysqladmin -h 127.0.0.1 -P 3306 -u root ping >/dev/null 2>&1; then echo "services: mariadb is up"; return 0; fi
+  echo "services: starting MariaDB"
+  command -v mysqld_safe >/dev/null || command -v mariadbd-safe >/dev/null \
+    || { echo "services: ERROR: MariaDB is not installed (mysqld_safe missing)" >&2; return 1; }
+  mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null || true
+  (command -v mariadbd-safe >/dev/null && mariadbd-safe --user=mysql || mysqld_safe --user=mysql) \
+    >/var/log/mariadb-ci.log 2>&1 &
+  wait_for mariadb mysqladmin -h 127.0.0.1 -P 3306 -u root ping
+  mysql -h 127.0.0.1 -u root -e "CREATE DATABASE IF NOT EXISTS test CHARACTER SET utf8mb4"
 }
 
 for service in "$@"; do

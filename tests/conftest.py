@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-import tests.celery_app  # noqa: F401 - binds shared tasks to the test Celery app (eager)
+import tests.celery_app  # binds shared tasks to the test Celery app (eager)
 from ag2_logging import flush
 from ag2_logging.capture import unattributed
 from ag2_logging.capture.context import bindings, current_session
@@ -53,6 +53,17 @@ collect_ignore_glob = [
     *(CLASSIC_ONLY if not classic_available() else []),
     *(AG2_ONLY if not ag2_available() else []),
 ]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The suite's Celery app is the current and default one for every test.
+
+    Collecting a test that imports the demo project (``example_project.demo...``) runs
+    ``example_project/__init__``, which creates the demo's Celery app, and a new Celery app makes
+    itself current: the eager tasks and the pipeline's mode then read the demo's app (no
+    ``task_always_eager``, no broker), and tests of Celery mode failed only in the full run."""
+    tests.celery_app.app.set_current()
+    tests.celery_app.app.set_default()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -110,9 +121,30 @@ def llm_config(server: FakeLLMServer, model: str = "gpt-4o-mini", **extra: Any) 
     return {"config_list": [entry], "cache_seed": None}
 
 
-def expected_cost(model: str, prompt: int, completion: int, cached: int, reasoning: int) -> Decimal:
+def expected_cost(
+    model: str, prompt: int, completion: int, cached: int, reasoning: int, *, provider_id: str = "openai"
+) -> Decimal:
     """OpenAI-convention usage priced through genai-prices' own API (independent of our code)."""
     import genai_prices
 
     usage = genai_prices.Usage(input_tokens=prompt, cache_read_tokens=cached, output_tokens=completion)
-    return genai_prices.calc_price(usage, model, provider_id="openai").total_price
+    return genai_prices.calc_price(usage, model, provider_id=provider_id).total_price
+
+
+def genai_calc(model: str, provider_id: str, usage: Any, at: Any = None) -> Any:
+    """genai-prices' own ``PriceCalculation`` for a ``NormalizedUsage`` (the app's convention maps
+    one to one onto genai-prices' nested units), at ``at`` (None: now); the tests' oracle."""
+    import genai_prices
+
+    return genai_prices.calc_price(
+        genai_prices.Usage(
+            input_tokens=usage.prompt_tokens,
+            cache_read_tokens=usage.cached_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            output_tokens=usage.completion_tokens,
+            output_reasoning_tokens=usage.reasoning_tokens,
+        ),
+        model,
+        provider_id=provider_id,
+        genai_request_timestamp=at,
+    )

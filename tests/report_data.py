@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from ag2_logging.models import AgentEvent, LLMCall, Session, ToolCall
+from ag2_logging.models import AgentEvent, DailyRollup, LLMCall, Session, ToolCall
 from ag2_logging.pipeline.rollups import rebuild_rollups
 
 D = Decimal
@@ -402,3 +402,21 @@ def make_rich_data(days: int = 30, sessions_per_day: int = 6, seed: int = 7) -> 
     for s in sessions:
         refresh_totals(s)
     rebuild_rollups()
+
+
+def rollup(day: dt.date, workflow: str, cost: str | None, *, enterprise: str = "acme", **extra: Any) -> None:
+    """One rollup row: ``cost`` None is a call without a price."""
+    calls = extra.pop("calls", 1)
+    DailyRollup.objects.create(
+        day=day,
+        enterprise_id=enterprise,
+        workflow_name=workflow,
+        model=extra.pop("model", "gpt-4o"),
+        provider="openai",
+        agent_name="assistant",
+        call_count=calls,
+        unpriced_calls=calls if cost is None else 0,
+        cost=Decimal(cost or 0),
+        total_tokens=extra.pop("tokens", 1000),
+        **extra,
+    )

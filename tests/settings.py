@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import tempfile
 from pathlib import Path
@@ -88,6 +89,12 @@ AG2_LOGGING = {
     # the tests that are about it turn it on (a child process's environment can, too).
     "RECOVER_ON_START": env.bool("AG2_TEST_RECOVER_ON_START", default=False),
 }
+
+# The live dashboard's WebSocket (tests/asgi.py; extra "live"): the in-memory channel layer.
+if importlib.util.find_spec("channels") is not None:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+if env.str("AG2_TEST_LIVE_SECONDS", default=""):
+    AG2_LOGGING["LIVE_SECONDS"] = env.float("AG2_TEST_LIVE_SECONDS")
 
 LOGGING = {
     "version": 1,

@@ -26,10 +26,13 @@ def database_url() -> str:
     settings = connection.settings_dict
     if settings["ENGINE"].endswith("sqlite3"):
         return f"sqlite:///{settings['NAME']}"
-    user = settings.get("USER") or "postgres"
+    scheme, default_user, default_port = (
+        ("mysql", "root", 3306) if connection.vendor == "mysql" else ("postgres", "postgres", 5432)
+    )
+    user = settings.get("USER") or default_user
     host = settings.get("HOST") or "127.0.0.1"
-    port = settings.get("PORT") or 5432
-    return f"postgres://{user}@{host}:{port}/{settings['NAME']}"
+    port = settings.get("PORT") or default_port
+    return f"{scheme}://{user}@{host}:{port}/{settings['NAME']}"
 
 
 def child_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -109,3 +112,35 @@ def wait_for(predicate: Any, *, timeout: float = 120, interval: float = 0.2, wha
             return
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+@contextmanager
+def read_only_dir(tmp_path: Path) -> Iterator[Path]:
+    """A directory nobody can write in: as root (who ignores mode bits) a read-only tmpfs,
+    otherwise mode 0555."""
+    target = tmp_path / "ro"
+    target.mkdir()
+    if os.geteuid() != 0:
+        target.chmod(0o555)
+        try:
+            yield target
+        finally:
+            target.chmod(0o755)
+        return
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(target)], check=True)
+    try:
+        yield target
+    finally:
+        subprocess.run(["umount", "-l", str(target)], check=False)
+
+
+def reset_otel_globals() -> None:
+    """OpenTelemetry's global tracer and meter providers can be set once per process: unset them
+    (what OpenTelemetry's own test utilities do), so that each export test sets its own."""
+    from opentelemetry import metrics, trace
+    from opentelemetry.util._once import Once
+
+    trace._TRACER_PROVIDER_SET_ONCE = Once()  # type: ignore[attr-defined]
+    trace._TRACER_PROVIDER = None  # type: ignore[attr-defined]
+    metrics._internal._METER_PROVIDER_SET_ONCE = Once()  # type: ignore[attr-defined]
+    metrics._internal._METER_PROVIDER = None  # type: ignore[attr-defined]

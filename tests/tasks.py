@@ -57,3 +57,60 @@ def run_chat(marker: str, llm_url: str, enterprise_id: str, chat_id: str, turns:
     )
     user.initiate_chat(assistant, message=f"task [[marker:{marker}]]", max_turns=turns, silent=True)
     return state()["session_id"]
+
+
+@shared_task(name="tests.joined")
+@ag2_logged(join=True)
+def joined(*results: Any) -> dict[str, Any]:
+    """A task that joins the enqueuing session (a group's or chord's member, a chord's body)."""
+    return state()
+
+
+@shared_task(name="tests.joined_retrying", bind=True, max_retries=5)
+@ag2_logged(join=True)
+def joined_retrying(self: Any, fails: int) -> dict[str, Any]:
+    """Retries ``fails`` times (no delay), then succeeds: one session per attempt."""
+    if self.request.retries < fails:
+        raise self.retry(countdown=0)
+    return {**state(), "attempt": self.request.retries + 1}
+
+
+def wait_for_all(redis_url: str, key: str, parties: int, timeout: float = 120) -> None:
+    """A barrier across processes: count this party in at ``key`` (Redis), then wait until
+    ``parties`` have (so sessions in a worker and in threads elsewhere really run at once)."""
+    import time
+
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    client.incr(key)
+    client.expire(key, 600)
+    deadline = time.monotonic() + timeout
+    while int(client.get(key) or 0) < parties and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+@shared_task(name="tests.budget_chat")
+@ag2_logged(workflow_name="budget")
+def budget_chat(
+    llm_url: str, enterprise_id: str, chat_id: str, turns: int, barrier: tuple[str, str, int]
+) -> str:
+    """A real classic AG2 chat of ``turns`` calls (each reports 10 prompt and 1000 completion
+    tokens, max_tokens 1000) under the budgets; ``BudgetExceeded`` propagates: the task fails and
+    its session ends ``blocked`` (the cross-process budget test)."""
+    import autogen
+
+    config = {
+        "config_list": [
+            {"model": "gpt-4o-mini", "api_key": "sk-budget", "base_url": llm_url, "max_tokens": 1000}
+        ],
+        "cache_seed": None,
+    }
+    assistant = autogen.AssistantAgent("assistant", llm_config=config)
+    user = autogen.UserProxyAgent(
+        "user", human_input_mode="NEVER", code_execution_config=False, max_consecutive_auto_reply=turns
+    )
+    wait_for_all(*barrier)
+    message = "go on [[usage:prompt=10,completion=1000,cached=0,reasoning=0]]"
+    user.initiate_chat(assistant, message=message, max_turns=turns, silent=True)
+    return "completed"

@@ -13,6 +13,7 @@ from django.test import Client
 from django.urls import reverse
 
 from ag2_logging.models import LLMCall, ModelPrice, Session
+from ag2_logging.reports.formats import export
 from tests.report_data import Data, make_report_data, today, week_params
 
 pytestmark = pytest.mark.django_db
@@ -24,6 +25,8 @@ REPORT_PAGES = [
     ("admin:ag2_logging_report_breakdown", ["model"]),
     ("admin:ag2_logging_report_breakdown", ["agent"]),
     ("admin:ag2_logging_report_breakdown", ["day"]),
+    ("admin:ag2_logging_report_breakdown", ["user"]),
+    ("admin:ag2_logging_report_breakdown", ["tag"]),
     ("admin:ag2_logging_report_models", []),
 ]
 LISTS = ["session", "llmcall", "agentevent", "toolcall", "dailyrollup"]
@@ -193,6 +196,28 @@ def test_breakdown_by_model_marks_unpriced_models_unknown(data: Data, viewer: Cl
     assert "$0.00</td>" not in html.split("mystery")[1].split("</tr>")[0]
 
 
+def test_breakdown_page_shows_its_costliest_rows_and_counts_the_rest(
+    data: Data, viewer: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ag2_logging.admin import views  # where BREAKDOWN_PAGE_ROWS is read
+
+    url = reverse("admin:ag2_logging_report_breakdown", args=["model"])
+    whole = viewer.get(url, week_params())
+    ranked = [row.label for row in whole.context["report"].rows]
+    assert len(ranked) >= 3 and 'id="ag2-more-rows"' not in whole.content.decode()
+    monkeypatch.setattr(views, "BREAKDOWN_PAGE_ROWS", 1)
+    response = viewer.get(url, week_params())
+    assert [row.label for row, _links in response.context["rows"]] == ranked[:1]
+    html = response.content.decode()
+    assert f"{len(ranked) - 1} more rows, ranked lower, are in the CSV" in html
+    assert ranked[1] not in html.split("<tbody>")[1].split("</tbody>")[0]
+    # The total and the CSV keep every row.
+    assert response.context["report"].total.calls == whole.context["report"].total.calls
+    assert len(read_csv(viewer.get(url, week_params(format="csv")))) == len(ranked) + 1
+    days = viewer.get(reverse("admin:ag2_logging_report_breakdown", args=["day"]), week_params())
+    assert len(days.context["rows"]) == 7  # days are never cut
+
+
 def test_filters_period_enterprise_and_workflow(data: Data, viewer: Client) -> None:
     url = reverse("admin:ag2_logging_report_breakdown", args=["enterprise"])
     wide = viewer.get(
@@ -296,7 +321,7 @@ def test_model_comparison_figures_and_sorting(data: Data, viewer: Client) -> Non
 
 def test_session_timeline_orders_every_step(data: Data, viewer: Client) -> None:
     response = viewer.get(reverse("admin:ag2_logging_session_timeline", args=[data.s1.pk]))
-    steps = [(s.kind, s.name) for s, _url in response.context["steps"]]
+    steps = [(s.kind, s.name) for s in response.context["steps"]]
     assert steps == [
         ("event", "new_agent"),
         ("llm", "gpt-4o-mini"),
@@ -308,7 +333,7 @@ def test_session_timeline_orders_every_step(data: Data, viewer: Client) -> None:
     html = response.content.decode()
     assert "Error code: 500" in html
     assert "$0.0012" in html and "$0.0021" in html
-    assert reverse("admin:ag2_logging_toolcall_change", args=[response.context["steps"][3][0].obj.pk]) in html
+    assert reverse("admin:ag2_logging_toolcall_change", args=[response.context["steps"][3].obj.pk]) in html
     unknown = viewer.get(reverse("admin:ag2_logging_session_timeline", args=[data.s3.pk])).content.decode()
     assert unknown.count('class="ag2-unknown"') >= 2
     missing = viewer.get(
@@ -345,6 +370,35 @@ def test_lists_link_sessions_and_calls_and_filter(data: Data, viewer: Client) ->
     assert [s.chat_id for s in unpriced.context["cl"].result_list] == ["chat-s3"]
     s3_page = viewer.get(reverse("admin:ag2_logging_session_change", args=[data.s3.pk])).content.decode()
     assert "≥ $0.0005" in s3_page
+
+
+def _choices(response: Any, parameter: str) -> list[str]:
+    (spec,) = [
+        f for f in response.context["cl"].filter_specs if getattr(f, "parameter_name", "") == parameter
+    ]
+    return [value for value, _label in spec.lookup_choices]
+
+
+def test_session_list_filters_offer_a_blocked_session_without_calls(data: Data, viewer: Client) -> None:
+    """A session blocked before its first call has no rollup row: its enterprise and workflow
+    were missing from the sessions list's filters, which read their choices from the rollups."""
+    from tests.report_data import at, session
+
+    blocked = session("blocked-0", "blockco", "blockwf", at(1), status=Session.Status.BLOCKED)
+    session("old-0", "oldco", "oldwf", at(400), status=Session.Status.BLOCKED)  # past the window
+    sessions_url = reverse("admin:ag2_logging_session_changelist")
+    page = viewer.get(sessions_url)
+    enterprises, workflows = _choices(page, "enterprise"), _choices(page, "workflow")
+    assert "blockco" in enterprises and "blockwf" in workflows
+    assert {"acme", "globex"} <= set(enterprises)  # the rolled-up ones are still there
+    assert "oldco" not in enterprises
+    assert enterprises == sorted(set(enterprises))
+    chosen = viewer.get(sessions_url, {"enterprise": "blockco"})
+    assert [s.pk for s in chosen.context["cl"].result_list] == [blocked.pk]
+    # The call lists keep the rollups' choices: such a session has no calls to list.
+    assert "blockco" not in _choices(
+        viewer.get(reverse("admin:ag2_logging_llmcall_changelist")), "enterprise"
+    )
 
 
 # -- CSV ------------------------------------------------------------------------------------
@@ -403,13 +457,34 @@ def test_filtered_call_list_exports_exactly_its_rows(data: Data, viewer: Client)
     assert set(r["id"] for r in rows) == set(expected)
     for row in rows:
         c = expected[row["id"]]
-        assert row["cost"] == format(c.cost, "f")
+        assert row["cost"] == export(c.cost)  # as the report CSVs write it: no padding
         assert row["total_tokens"] == str(c.total_tokens)
         assert row["chat_id"] == c.session.chat_id
     unknown = read_csv(
         viewer.get(reverse("admin:ag2_logging_llmcall_export"), {"price_status__exact": "unknown"})
     )
     assert [r["cost"] for r in unknown] == ["", ""]
+
+
+def test_list_csvs_write_costs_as_the_report_csvs_do(viewer: Client) -> None:
+    """A new user's call list CSV read "0.0011940000" and "0.0000000000" where the session's
+    timeline CSV read "0.001194": every CSV writes a cost the same way, unknown stays empty."""
+    from tests.report_data import at, call, refresh_totals, session
+
+    s = session("trim", "trimco", "wf", at(1))
+    call(s, 1, model="gpt-4o-mini", start=at(1, 10, 0, 1), cost=Decimal("0.001194"), latency_ms=5)
+    call(s, 2, model="gpt-4o-mini", start=at(1, 10, 0, 2), cost=Decimal("0E-10"), latency_ms=5)
+    call(s, 3, model="mystery", start=at(1, 10, 0, 3), cost=None, latency_ms=5)
+    refresh_totals(s)
+    listed = read_csv(viewer.get(reverse("admin:ag2_logging_llmcall_export"), {"enterprise": "trimco"}))
+    by_seq = {r["seq"]: r["cost"] for r in listed}
+    assert by_seq == {"1": "0.001194", "2": "0", "3": ""}
+    timeline = read_csv(
+        viewer.get(reverse("admin:ag2_logging_session_timeline", args=[s.pk]) + "?format=csv")
+    )
+    assert [r["cost"] for r in timeline if r["kind"] == "llm"] == ["0.001194", "0", ""]
+    sessions = read_csv(viewer.get(reverse("admin:ag2_logging_session_export"), {"enterprise": "trimco"}))
+    assert [(r["total_cost"], r["cost_complete"]) for r in sessions] == [("0.001194", "no")]
 
 
 def test_csv_cells_cannot_become_formulas(viewer: Client) -> None:
@@ -456,7 +531,8 @@ def test_csv_cells_cannot_become_formulas(viewer: Client) -> None:
     cells = [v for r in calls for v in r.values()]
     assert '\'=HYPERLINK("http://x")' in cells
     assert "'\tbad" in cells
-    assert "'\rcarriage" in cells
+    # A name cannot hold a carriage return: it is shown escaped (and so cannot start a formula).
+    assert "\\x0dcarriage" in cells
     assert not any(v.startswith(("=", "+", "@", "\t", "\r")) for v in cells)
     assert not any(v.startswith("-") for r in calls for k, v in r.items() if k not in ("latency_ms",))
 
@@ -492,10 +568,12 @@ def test_report_pages_make_a_bounded_number_of_queries(
 ) -> None:
     url = reverse(name, args=args)
     viewer.get(url, week_params())  # warm the session and permission caches of nothing: same count
-    with django_assert_max_num_queries(14) as small:
+    # The overview counts the sessions of each of its four top tables (one query each); every
+    # page lists the user filter's choices (one query on the user rollups, one for their names).
+    with django_assert_max_num_queries(20) as small:
         assert viewer.get(url, week_params()).status_code == 200
     _more_data()
-    with django_assert_max_num_queries(14) as large:
+    with django_assert_max_num_queries(20) as large:
         assert viewer.get(url, week_params()).status_code == 200
     assert len(large.captured_queries) == len(small.captured_queries)
 
@@ -504,7 +582,8 @@ def test_timeline_and_lists_make_a_bounded_number_of_queries(
     data: Data, viewer: Client, django_assert_max_num_queries: Any
 ) -> None:
     timeline = reverse("admin:ag2_logging_session_timeline", args=[data.s1.pk])
-    with django_assert_max_num_queries(10):
+    # + the calls' prompts and responses (one query) and the tree of nested sessions (one per level)
+    with django_assert_max_num_queries(12):
         assert viewer.get(timeline).status_code == 200
     _more_data()
     for model in LISTS:

@@ -149,8 +149,16 @@ def test_reports_in_a_browser(page: Any, live_server: Any) -> None:
     page.goto(f"{base}/admin/ag2_logging/session/?q=chat-s1")
     page.click("a:has-text('timeline')")
     page.wait_for_url(re.compile(rf"/session/{session.pk}/timeline/"))
-    assert page.locator("#ag2-timeline tbody tr").count() == 6
+    # calls and tools only (the default): each run of events folded into one row
+    assert page.locator("#ag2-timeline > tbody > tr").count() == 6
+    assert page.locator("#ag2-timeline > tbody > tr.ag2-fold").count() == 2
+    page.click("#ag2-timeline details.ag2-call summary >> nth=0")  # a call opens in place
+    assert page.locator("#ag2-timeline details.ag2-call[open] pre").first.is_visible()
     shot(page, "07-session-timeline")
+    page.click("a:has-text('everything')")
+    page.wait_for_url(re.compile(r"show=all"))
+    assert page.locator("#ag2-timeline > tbody > tr.ag2-fold").count() == 0  # runs of one or two
+    assert page.locator("#ag2-timeline > tbody > tr").count() == 6
     steps = download_csv(page, ".ag2-csv")
     assert [r["kind"] for r in steps] == ["event", "llm", "event", "tool", "llm", "llm"]
 

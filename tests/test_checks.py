@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from django.core.management.base import SystemCheckError
 
 from ag2_logging.checks import check_pipeline_broker, check_pipeline_mode, check_settings
 from ag2_logging.conf import DEFAULTS, conf, parse_switch
+from tests.support import read_only_dir
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -102,13 +105,55 @@ def test_E003_unknown_keys(env: pytest.MonkeyPatch, settings: Any) -> None:
     assert "ENABLE, LOGFILE" in messages[0].msg
 
 
-def test_E004_unwritable_directory(env: pytest.MonkeyPatch, settings: Any, tmp_path: Path) -> None:
-    blocker = tmp_path / "a-file"
-    blocker.write_text("")
-    settings.AG2_LOGGING = {"ENABLED": True, "LOG_FILE": str(blocker / "logs" / "rt.log")}
-    messages = check_settings()
-    assert set(ids(messages)) == {"ag2_logging.E004"}
-    assert all(m.hint for m in messages)
+@contextlib.contextmanager
+def _log_dir(kind: str, tmp_path: Path) -> Iterator[Path]:
+    """The directory LOG_FILE is put in, for each row of the E004 table."""
+    if kind == "parent is a file":
+        blocker = tmp_path / "a-file"
+        blocker.write_text("")
+        yield blocker / "logs"
+    elif kind == "missing under /proc":
+        yield Path("/proc") / f"ag2-logging-{os.getpid()}" / "logs"
+    elif kind == "existing under /proc":
+        yield Path(f"/proc/{os.getpid()}")
+    elif kind == "missing under sysfs":
+        yield Path("/sys/kernel/ag2-logging/logs")
+    elif kind in ("read-only, existing", "read-only, missing"):
+        with read_only_dir(tmp_path) as ro:
+            yield ro if kind == "read-only, existing" else ro / "logs"
+    elif kind == "writable, missing":
+        yield tmp_path / "new" / "logs"
+    else:
+        yield tmp_path
+
+
+@pytest.mark.parametrize(
+    ("kind", "unwritable"),
+    [
+        ("parent is a file", True),
+        ("missing under /proc", True),
+        ("existing under /proc", True),
+        ("missing under sysfs", True),
+        ("read-only, existing", True),
+        ("read-only, missing", True),
+        ("writable, missing", False),
+        ("writable, existing", False),
+    ],
+)
+def test_E004_unwritable_directory(
+    env: pytest.MonkeyPatch, settings: Any, tmp_path: Path, kind: str, unwritable: bool
+) -> None:
+    """A real probe, not ``os.access`` (which says yes to root on /proc, sysfs, a read-only mount)."""
+    with _log_dir(kind, tmp_path) as directory:
+        before = sorted(tmp_path.rglob("*")) if not unwritable else []
+        settings.AG2_LOGGING = {"ENABLED": True, "LOG_FILE": str(directory / "rt.log")}
+        messages = check_settings()
+        if unwritable:
+            assert ids(messages) == ["ag2_logging.E004", "ag2_logging.E004"]  # the log's and the journals'
+            assert str(directory) in messages[0].msg and all(m.hint for m in messages)
+        else:
+            assert "ag2_logging.E004" not in ids(messages)
+            assert sorted(tmp_path.rglob("*")) == before  # the probe leaves nothing behind
 
 
 @pytest.mark.parametrize(
@@ -163,6 +208,7 @@ def test_I001_pipeline_mode_is_reported(
     assert messages[0].hint
 
 
+@pytest.mark.django_db  # Django 6 runs the database checks with `check` too
 def test_I001_is_a_deploy_check(env: pytest.MonkeyPatch, settings: Any) -> None:
     settings.AG2_LOGGING = {"ENABLED": True, "PIPELINE": "inline"}
     from io import StringIO
@@ -290,6 +336,97 @@ def test_manage_py_check_fails_with_the_documented_id(tmp_path: Path) -> None:
     assert "ag2_logging.E001" in bad.stderr
 
 
+SCRIPT_WITH_A_SESSION = (
+    "import django; import tests.settings as s; s.AG2_LOGGING.pop('ENABLED', None)\n"
+    "s.LOGGING = {'version': 1, 'disable_existing_loggers': False}  # as a new project: none\n"
+    "django.setup()\n"
+    "from ag2_logging import ag2_logging_session\n"
+    "for n in range(2):\n"
+    "    with ag2_logging_session(f'chat-{n}', 'wf', 'acme') as recorder:\n"
+    "        print('recorder', recorder)\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        (
+            "AG2_RUNTIME_LOGGING",
+            "maybe",
+            "ag2_logging.E001 AG2_RUNTIME_LOGGING='maybe' is not a valid on/off value",
+        ),
+        (
+            "AG2_RUNTIME_LOGGING",
+            "yes",
+            "ag2_logging.E001 AG2_RUNTIME_LOGGING='yes' is not a valid on/off value",
+        ),
+        (
+            "AG2_LOGGING_PIPELINE",
+            "sideways",
+            "ag2_logging.E005 AG2_LOGGING['PIPELINE']='sideways' is invalid",
+        ),
+    ],
+)
+def test_a_script_is_told_of_a_bad_setting_once(tmp_path: Path, variable: str, value: str, said: str) -> None:
+    """A script or ``manage.py shell`` runs no system checks: the error is logged (once), not
+    left to a session that silently records nothing."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "AG2_TEST_RUN_DIR": str(tmp_path),
+        "PYTHONPATH": str(REPO),
+        "AG2_RUNTIME_LOGGING": "true",
+        variable: value,
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT_WITH_A_SESSION],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count(said) == 1, proc.stderr
+    assert "Use one of" in proc.stderr or "remove it" in proc.stderr  # the hint comes with it
+
+
+def test_E008_otel_on_without_its_packages(env: pytest.MonkeyPatch, settings: Any) -> None:
+    from ag2_logging import checks
+
+    settings.AG2_LOGGING = {**settings.AG2_LOGGING, "OTEL": True, "OTEL_ENDPOINT": "http://127.0.0.1:4318"}
+    conf.reload()
+    env.setattr(checks, "_importable", lambda module: not module.startswith("opentelemetry"))
+    messages = checks.check_otel()
+    assert ids(messages) == ["ag2_logging.E008"]
+    assert "[otel]" in messages[0].hint
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"OTEL": True}, ["ag2_logging.W007"]),  # on, no endpoint, no global provider
+        ({"OTEL": True, "OTEL_ENDPOINT": "http://127.0.0.1:4318"}, []),
+        ({"OTEL": False}, []),  # off: nothing to say
+    ],
+)
+def test_W007_otel_on_with_nowhere_to_send(
+    env: pytest.MonkeyPatch, settings: Any, overrides: dict[str, Any], expected: list[str]
+) -> None:
+    from opentelemetry import trace
+
+    from ag2_logging import checks
+
+    settings.AG2_LOGGING = {**settings.AG2_LOGGING, **overrides}
+    conf.reload()
+    # Another test may have set a global tracer provider in this process: this one has none.
+    env.setattr(trace, "get_tracer_provider", lambda: trace.ProxyTracerProvider())
+    messages = checks.check_otel()
+    assert ids(messages) == expected
+    if expected:
+        assert "OTEL_ENDPOINT" in messages[0].hint
+
+
 def test_every_check_id_is_tested_and_documented() -> None:
     source = (REPO / "ag2_logging" / "checks.py").read_text() + (REPO / "ag2_logging" / "conf.py").read_text()
     used = set(re.findall(r'"([EWI]\d{3})"', source))
@@ -301,12 +438,15 @@ def test_every_check_id_is_tested_and_documented() -> None:
         "E005",
         "E006",
         "E007",
+        "E008",
         "W001",
         "W002",
         "W003",
         "W004",
         "W005",
         "W006",
+        "W007",
+        "W008",
         "I001",
     }
     tests = Path(__file__).read_text()
@@ -320,3 +460,30 @@ def test_every_setting_is_documented() -> None:
     readme = (REPO / "README.md").read_text()
     missing = [key for key in DEFAULTS if f"`{key}`" not in readme]
     assert missing == []
+
+
+def test_W008_live_websocket_wanted_without_channels(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ag2_logging.checks as app_checks
+    from ag2_logging.checks import check_live_transport
+
+    monkeypatch.setattr(app_checks, "_importable", lambda module: module != "channels")
+    settings.ASGI_APPLICATION = "tests.asgi.application"
+    conf.reload()
+    (warning,) = check_live_transport()
+    assert warning.id == "ag2_logging.W008" and warning.hint
+    settings.AG2_LOGGING = {**settings.AG2_LOGGING, "LIVE_TRANSPORT": "polling"}
+    conf.reload()
+    assert check_live_transport() == []
+    # A WSGI project (neither ASGI_APPLICATION nor CHANNEL_LAYERS) is not warned.
+    settings.AG2_LOGGING = {**settings.AG2_LOGGING, "LIVE_TRANSPORT": "auto"}
+    del settings.ASGI_APPLICATION
+    if hasattr(settings, "CHANNEL_LAYERS"):
+        del settings.CHANNEL_LAYERS
+    conf.reload()
+    assert check_live_transport() == []
+    # Asked for explicitly, it is warned even so; with Channels installed, never.
+    settings.AG2_LOGGING = {**settings.AG2_LOGGING, "LIVE_TRANSPORT": "websocket"}
+    conf.reload()
+    assert [w.id for w in check_live_transport()] == ["ag2_logging.W008"]
+    monkeypatch.setattr(app_checks, "_importable", lambda module: True)
+    assert check_live_transport() == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,7 @@ def test_sync_chat_with_tool_is_recorded_exactly(llm: FakeLLMServer, logs_dir: P
     assert_calls_match_served(session, llm)
     # the first call asked for the tool, the second saw its result
     first, second = session.llm_calls.order_by("seq")
-    assert first.response["choices"][0]["message"]["tool_calls"][0]["name"] == "add"
+    assert first.response["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == "add"
     assert second.request["messages"][-1]["content"] == "5"
     tool = ToolCall.objects.get()
     assert (tool.session_id, tool.agent_name, tool.name, tool.arguments, tool.result_summary) == (
@@ -263,3 +264,45 @@ def test_shared_tool_round_trip_scenario_totals(llm: FakeLLMServer) -> None:
     assert len(llm.successful()) == 2
     assert scenarios.session_totals(session) == scenarios.tool_round_trip_totals()
     assert scenarios.tool_rows(session) == scenarios.TOOL_ROUND_TRIP_TOOL_ROWS
+
+
+@pytest.mark.parametrize(
+    ("where", "entry_extra"),
+    [
+        ("inside a session", {}),
+        ("outside any session", {}),
+        ("inside a session", {"default_headers": {"Authorization": "Bearer hdr-Tk7Qm2Wx9Lp4Zr8N"}}),
+        ("outside any session", {"default_headers": {"api-key": "hdr-Vb3Nc6Xz1Mq5Kj0H"}}),
+    ],
+)
+def test_a_classic_agents_credentials_are_remembered(
+    llm: FakeLLMServer, where: str, entry_extra: dict[str, Any]
+) -> None:
+    """The api_key and credential headers of an llm_config AG2 hands the logger are kept in
+    memory (redaction.credentials), so a provider echoing one back later is scrubbed."""
+    from ag2_logging.redaction.credentials import known_credentials
+
+    key = f"sk-classic-{uuid.uuid4().hex}"
+    entry = {"model": "gpt-4o-mini", "api_key": key, "base_url": llm.base_url, **entry_extra}
+
+    def build() -> tuple[Any, Any]:
+        assistant = autogen.AssistantAgent(
+            "assistant", llm_config={"config_list": [entry], "cache_seed": None}
+        )
+        user = autogen.UserProxyAgent(
+            "user", human_input_mode="NEVER", code_execution_config=False, max_consecutive_auto_reply=0
+        )
+        return assistant, user
+
+    classic.install()
+    with ag2_logging_session("chat-creds", "triage", "acme"):
+        if where == "inside a session":
+            assistant, user = build()
+            assert key in known_credentials()  # remembered when AG2 reported the agent
+            user.initiate_chat(assistant, message="hi [[terminate]]", max_turns=1)
+    if where == "outside any session":
+        assistant, user = build()  # reported to the logger though no session is open
+        assert key in known_credentials()
+    headers = entry_extra.get("default_headers", {})
+    expected = {key, *(value.removeprefix("Bearer ") for value in headers.values())}
+    assert expected <= known_credentials()

@@ -80,6 +80,25 @@ def _chat(llm: FakeLLMServer, chat_id: str) -> SessionRecorder:
     return recorder
 
 
+def assert_session_is_the_recorders(session: Session, live: Any, chat_id: str, workflow: str) -> None:
+    """The ingested ``session`` (one tool call, completed, nothing dropped) holds what its
+    recorder ``live`` counted while it ran: calls, tokens, cost and spilled lines."""
+    assert ToolCall.objects.filter(session=session).count() == live.tool_calls == 1
+    assert (session.call_count, session.prompt_tokens, session.completion_tokens, session.total_tokens) == (
+        live.call_count,
+        live.prompt_tokens,
+        live.completion_tokens,
+        live.total_tokens,
+    )
+    assert session.total_cost == live.total_cost > 0
+    assert (session.status, session.chat_id, session.workflow_name) == ("completed", chat_id, workflow)
+    assert (session.spilled_events, session.dropped_events, session.incomplete) == (
+        live.spilled_events,
+        0,
+        False,
+    )
+
+
 def test_a_full_disk_spills_every_event_to_the_database_and_ingest_completes_the_session(
     llm: FakeLLMServer, full_disk: Path
 ) -> None:
@@ -96,20 +115,7 @@ def test_a_full_disk_spills_every_event_to_the_database_and_ingest_completes_the
     session = Session.objects.get()
     calls = list(session.llm_calls.all())
     assert sorted(c.response_id for c in calls) == sorted(r.response_id for r in served)
-    assert ToolCall.objects.filter(session=session).count() == live.tool_calls == 1
-    assert (session.call_count, session.prompt_tokens, session.completion_tokens, session.total_tokens) == (
-        live.call_count,
-        live.prompt_tokens,
-        live.completion_tokens,
-        live.total_tokens,
-    )
-    assert session.total_cost == live.total_cost > 0
-    assert (session.status, session.chat_id, session.workflow_name) == ("completed", "c-full", "wf-full")
-    assert (session.spilled_events, session.dropped_events, session.incomplete) == (
-        live.spilled_events,
-        0,
-        False,
-    )
+    assert_session_is_the_recorders(session, live, "c-full", "wf-full")
     assert SpilledEvent.objects.count() == live.spilled_events  # kept until retention
 
     again = ingest_journal(recorder.journal_path)  # the same again

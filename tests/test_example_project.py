@@ -16,6 +16,7 @@ import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -79,7 +80,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Seeded:
     run_dir = tmp_path_factory.mktemp("demo")
     env = demo_env(run_dir)
     run([str(MANAGE), "migrate", "--verbosity", "0"], env)
-    proc = run([str(MANAGE), "seed_demo", "--quiet"], env)
+    proc = run([str(MANAGE), "seed_demo", "--quiet", "--days", "1"], env)
     return Seeded(run_dir, proc.stdout, (run_dir / "logs" / "ag2_runtime.log").read_text())
 
 
@@ -94,6 +95,9 @@ def demo_db(seeded: Seeded):
 def test_seed_demo_reports_what_it_recorded(seeded: Seeded) -> None:
     assert "Recorded 6 sessions (6 completed, 6 ingested)" in seeded.stdout
     assert "(3 unpriced)" in seeded.stdout
+    # A session whose calls are all unpriced is "unknown", never "$0.000000 (3 unpriced)".
+    assert "$0.000000 (" not in seeded.stdout
+    assert "unknown (3 unpriced)" in seeded.stdout
     assert "superuser demo / demo" in seeded.stdout
     # The logs went where LOGS_BASE_DIR says, not into the source tree.
     assert seeded.runtime_log.count("# AG2 SESSION START:") == 6
@@ -130,7 +134,10 @@ def test_llm_call_sums_match_session_totals(demo_db: sqlite3.Connection) -> None
         for field in fields:
             assert sums[field] == session[field], (field, dict(session))
         assert (sums["unknown"] or 0) == session["unpriced_calls"]
-        assert float(sums["cost"]) == pytest.approx(float(session["total_cost"]), abs=1e-9)
+        if session["unpriced_calls"] and not sums["cost"]:
+            assert session["total_cost"] is None  # unknown, never 0
+        else:
+            assert float(sums["cost"]) == pytest.approx(float(session["total_cost"]), abs=1e-9)
 
 
 def test_tool_calls_recorded(demo_db: sqlite3.Connection) -> None:
@@ -225,3 +232,48 @@ def test_seed_demo_runs_the_generation_this_virtualenv_has(seeded: Seeded) -> No
     from ag2_logging.integrations import classic_available
 
     assert f"AG2 generation: {'classic' if classic_available() else 'ag2'}" in seeded.stdout
+
+
+def _demo_sessions(demo_db: sqlite3.Connection) -> list[tuple[str, str, Any]]:
+    return [
+        (row["chat_id"], row["id"], row["total_cost"])
+        for row in demo_db.execute(
+            "SELECT chat_id, id, total_cost FROM ag2_logging_session WHERE chat_id LIKE 'demo-%' ORDER BY chat_id"
+        )
+    ]
+
+
+def test_seeding_twice_adds_nothing_and_reset_starts_over(
+    seeded: Seeded, demo_db: sqlite3.Connection
+) -> None:
+    first = _demo_sessions(demo_db)
+    assert len(first) == 6  # one per workflow, fixed chat ids
+    rollup_cost = demo_db.execute("SELECT SUM(cost) AS c FROM ag2_logging_dailyrollup").fetchone()["c"]
+    again = run([str(MANAGE), "seed_demo", "--quiet", "--days", "1"], demo_env(seeded.run_dir))
+    assert "Already seeded" in again.stdout
+    assert _demo_sessions(demo_db) == first  # nothing added, nothing changed
+    assert (
+        demo_db.execute("SELECT SUM(cost) AS c FROM ag2_logging_dailyrollup").fetchone()["c"] == rollup_cost
+    )
+    reset = run([str(MANAGE), "seed_demo", "--quiet", "--days", "1", "--reset"], demo_env(seeded.run_dir))
+    assert "Reset: deleted the seeded sessions" in reset.stdout
+    after = _demo_sessions(demo_db)
+    assert [chat for chat, _id, _cost in after] == [chat for chat, _id, _cost in first]
+    assert {i for _c, i, _cost in after}.isdisjoint({i for _c, i, _cost in first})  # recorded anew
+    assert [cost for *_, cost in after] == [cost for *_, cost in first]  # same costs, not doubled
+    cost_after = demo_db.execute("SELECT SUM(cost) AS c FROM ag2_logging_dailyrollup").fetchone()["c"]
+    assert cost_after == pytest.approx(rollup_cost)
+
+
+def test_the_demo_login_page_says_the_user_and_password(seeded: Seeded) -> None:
+    script = textwrap.dedent(
+        """
+        import django
+        django.setup()
+        from django.test import Client
+        print(Client().get("/admin/login/").content.decode())
+        """
+    )
+    page = run(["-c", script], demo_env(seeded.run_dir, ALLOWED_HOSTS="testserver")).stdout
+    assert "user <strong>demo</strong>, password <strong>demo</strong>" in page
+    assert 'name="password"' in page  # still the admin's login form

@@ -233,7 +233,9 @@ def test_rows_hold_exactly_what_the_journal_says(tmp_path: Path) -> None:
         None,
     )
     session = Session.objects.get()
-    assert (session.call_count, session.unpriced_calls) == (2, 0)
+    # The second call has no cost: every call without one is unpriced (querysets.totals).
+    assert (session.call_count, session.unpriced_calls) == (2, 1)
+    assert session.total_cost == Decimal("0.0001234567")  # the known cost: a lower bound
 
 
 def test_a_repeated_line_is_ingested_once(tmp_path: Path) -> None:
@@ -297,3 +299,117 @@ def test_a_header_that_is_not_the_first_line_still_names_the_session(tmp_path: P
     result = ingest_journal(path)
     assert result.session_id == uuid.UUID(session_id) and result.bad_lines == [1]
     assert LLMCall.objects.get().session_id == uuid.UUID(session_id)
+
+
+# (calls as (cost, price_status, status, retries, prompt_tokens), then the session's expected
+# (call_count, error_count, unpriced_calls, retry_count, prompt_tokens, total_cost)), by hand.
+TOTALS_CASES = [
+    pytest.param([], (0, 0, 0, 0, 0, Decimal(0)), id="no calls: cost 0"),
+    pytest.param(
+        [("0.25", "priced", "success", 0, 10), ("0.5", "priced", "success", 2, 7)],
+        (2, 0, 0, 2, 17, Decimal("0.75")),
+        id="all priced",
+    ),
+    pytest.param([(None, "unknown", "success", 0, 3)], (1, 0, 1, 0, 3, None), id="none priced: unknown"),
+    pytest.param(
+        [("0", "priced", "error", 1, 0), (None, "no_usage", "success", 0, 0)],
+        (2, 1, 1, 1, 0, None),
+        id="known costs sum to 0 beside an unpriced call: unknown",
+    ),
+    pytest.param(
+        [("0.1", "priced", "success", 0, 4), (None, "unknown", "success", 3, 6)],
+        (2, 0, 1, 3, 10, Decimal("0.1")),
+        id="mixed: the known cost",
+    ),
+    pytest.param([("0", "priced", "success", 0, 5)], (1, 0, 0, 0, 5, Decimal(0)), id="priced at 0"),
+]
+
+
+@pytest.mark.parametrize(("calls", "expected"), TOTALS_CASES)
+def test_session_totals_are_the_rows_totals(
+    tmp_path: Path, calls: list[tuple[Any, ...]], expected: Any
+) -> None:
+    from ag2_logging.pipeline import ingest
+
+    session_id = str(uuid.uuid4())
+    path = tmp_path / "totals.jsonl"
+    events = [_start(session_id, path)]
+    for seq, (cost, price_status, status, retries, prompt) in enumerate(calls, start=1):
+        fields = {"prompt_tokens": prompt, "completion_tokens": 0, "total_tokens": prompt}
+        events.append(
+            _call(
+                session_id,
+                seq,
+                cost=cost,
+                price_status=price_status,
+                status=status,
+                retries=retries,
+                **fields,
+            )
+        )
+    ingest_journal(_journal(path, events))
+    session = Session.objects.get()
+    got = (
+        session.call_count,
+        session.error_count,
+        session.unpriced_calls,
+        session.retry_count,
+        session.prompt_tokens,
+        session.total_cost,
+    )
+    assert got == expected
+    # The SQL written for PostgreSQL gives what the ORM's aggregate gives, on every backend.
+    assert ingest._session_totals(session.pk) == LLMCall.objects.for_session(session.pk).totals()
+
+
+@pytest.mark.parametrize("outer_atomic", [False, True], ids=["alone", "inside a transaction"])
+def test_rows_already_there_for_a_session_never_ingested(tmp_path: Path, outer_atomic: bool) -> None:
+    """A direct COPY (the session was never ingested) that meets its own rows starts over staged."""
+    session_id = str(uuid.uuid4())
+    path = tmp_path / "again.jsonl"
+    events = [_start(session_id, path), *(_call(session_id, i) for i in range(1, 4))]
+    ingest_journal(_journal(path, events), unfinished_status="interrupted")
+    Session.objects.update(ingested_at=None)  # rows without the mark: written by another tool
+    _journal(path, [*events, _call(session_id, 4, cost="0.5")])
+    if outer_atomic:
+        with transaction.atomic():
+            result = ingest_journal(path)
+    else:
+        result = ingest_journal(path)
+    assert (result.llm_calls, result.issues) == (4, {})
+    session = Session.objects.get()
+    assert (LLMCall.objects.count(), session.call_count) == (4, 4)
+    assert session.total_cost == Decimal("0.0001234567") * 3 + Decimal("0.5")
+    assert session.ingested_at is not None
+
+
+def test_a_chain_for_an_unknown_session_does_nothing() -> None:
+    from ag2_logging.pipeline import chain
+
+    key = uuid.uuid4()
+    result = chain.process_session(key)
+    assert (result.skipped, result.ran) == ("unknown session", [])
+    assert not Session.objects.filter(pk=key).exists()
+
+
+@pytest.mark.parametrize(
+    ("recorded", "differs"),
+    [
+        # The cost is never compared (a reprice changes the rows' cost on purpose), known or not.
+        ({"call_count": 2, "total_cost": None}, False),
+        ({"call_count": 2, "total_cost": "0"}, False),
+        ({"call_count": 2, "total_cost": "0.5"}, False),
+        ({"call_count": 2, "total_cost": "not a number"}, False),
+        # Calls and tokens are.
+        ({"call_count": 3, "total_cost": None}, True),
+        ({"call_count": 2, "prompt_tokens": 7}, True),
+        ({"call_count": "two"}, True),
+    ],
+)
+def test_the_process_totals_compare_calls_and_tokens_never_cost(
+    recorded: dict[str, Any], differs: bool
+) -> None:
+    from ag2_logging.pipeline.ingest import _differs
+
+    session = Session(call_count=2, unpriced_calls=1, total_cost=None)
+    assert _differs(recorded, session) is differs

@@ -30,6 +30,7 @@ ALIASES = {
 #: the admin sit on top. The journal's file formats are shared by capture and pipeline (rank 1).
 RANKS: list[tuple[str, int]] = [
     ("ag2_logging.serialize", 0),
+    ("ag2_logging.reports.formats", 0),  # number and money text, the standard library only
     ("ag2_logging.capture.journal", 1),
     ("ag2_logging.capture.runtime_log", 1),
     ("ag2_logging.pricing.cache", 1),  # reads ModelPrice rows
@@ -42,6 +43,11 @@ RANKS: list[tuple[str, int]] = [
     ("ag2_logging.querysets", 1),
     ("ag2_logging.migrations", 1),
     ("ag2_logging.pipeline", 2),
+    ("ag2_logging.export", 2),  # called by the pipeline after summarize; reads rows only
+    ("ag2_logging.budgets", 2),  # the ledger and the pre-call check the integrations call
+    # The live counters' writer (the heartbeat hands it work); the rest reads for the live page.
+    ("ag2_logging.live.counters", 2),
+    ("ag2_logging.live", 6),
     ("ag2_logging.capture", 3),
     ("ag2_logging.integrations", 4),
     ("ag2_logging.tasks", 5),

@@ -263,8 +263,10 @@ def test_progress_bar_for_large_files(file_log: Path) -> None:
 def test_command_rejects_missing_files(tmp_path: Path) -> None:
     from django.core.management.base import CommandError
 
-    with pytest.raises(CommandError, match="not a file"):
-        call_command("ag2_logging_import", str(tmp_path / "nope.log"))
+    err = io.StringIO()
+    with pytest.raises(CommandError, match="1 of 1 file"):
+        call_command("ag2_logging_import", str(tmp_path / "nope.log"), stderr=err)
+    assert f"{tmp_path / 'nope.log'}: no such file" in err.getvalue()
 
 
 def three_call_log(path: Path, when: datetime) -> Path:

@@ -6,6 +6,7 @@ Real classic AG2 chats against the fake LLM server; the chain runs as it does in
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,9 @@ def test_missing_journal_is_a_visible_failure_not_a_success(llm: FakeLLMServer, 
     assert session.ingested_at is None and session.summarized_at is None
     assert session.sanitized_at is None  # the sanitize pass never marks a journal it did not read
     assert session.pipeline_failed_at is not None
-    assert "not on host" in session.pipeline_error and "JOURNAL_STORAGE" in session.pipeline_error
+    # Its own host wrote it: the reason says the file is gone, not that another host lacks it.
+    assert f"is missing on {conf.resolved.host_name!r}, the host that wrote it" in session.pipeline_error
+    assert "JOURNAL_STORAGE" not in session.pipeline_error and "not on host" not in session.pipeline_error
     assert session.call_count == len(llm.successful())  # what the process counted stays
     assert Session.objects.pipeline_failed().count() == 1
     with pytest.raises(CommandError, match="sessions in the reports"):
@@ -125,7 +128,7 @@ def test_eager_celery_missing_journal_fails_visibly(llm: FakeLLMServer) -> None:
         Path(recorder.journal_path).unlink()
     session = Session.objects.get()
     assert session.ingested_at is None and session.pipeline_failed_at is not None
-    assert "not on host" in session.pipeline_error
+    assert "is missing on" in session.pipeline_error
 
 
 def test_journal_published_to_storage_is_ingested_where_the_file_is_absent(
@@ -215,6 +218,31 @@ def test_doctor_reports_an_inline_pipeline_as_healthy(inline: Any) -> None:
     assert "0 finished session(s)" in text
 
 
+def test_doctor_always_says_whether_logging_is_on_and_which_setting_says_so(
+    inline: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new user's doctor printed a line only when logging was off; on, it said nothing of it."""
+    out = _Sink()
+    call_command("ag2_logging_doctor", stdout=out)
+    (line,) = [x for x in out.text().splitlines() if "AG2 logging:" in x]
+    assert line.endswith("AG2 logging: on (AG2_LOGGING['ENABLED']=True)"), line
+    inline.AG2_LOGGING = {k: v for k, v in inline.AG2_LOGGING.items() if k != "ENABLED"}
+    monkeypatch.delenv("AUTOGEN_RUNTIME_LOGGING", raising=False)
+    monkeypatch.setenv("AG2_RUNTIME_LOGGING", "off")
+    conf.reload()
+    out = _Sink()
+    call_command("ag2_logging_doctor", stdout=out)
+    (line,) = [x for x in out.text().splitlines() if "AG2 logging:" in x]
+    assert "AG2 logging: off (AG2_RUNTIME_LOGGING='off'): nothing is recorded" in line, line
+    monkeypatch.delenv("AG2_RUNTIME_LOGGING")
+    conf.reload()
+    out = _Sink()
+    call_command("ag2_logging_doctor", "--json", stdout=out)
+    first = json.loads(out.text())[0]
+    assert first["check"] == "AG2 logging" and first["ok"] is None
+    assert first["detail"].startswith("off (AG2_RUNTIME_LOGGING not set (default off))")
+
+
 def test_pipeline_stats_count_retries_then_failure(llm: FakeLLMServer, inline: Any) -> None:
     inline.AG2_LOGGING = {**inline.AG2_LOGGING, "PIPELINE_MAX_RETRIES": 1}
     conf.reload()
@@ -273,7 +301,7 @@ def test_admin_shows_sessions_missing_from_the_reports(
     assert "c-ok" in in_reports and "c-lost" not in in_reports
 
     detail = admin_client.get(f"/admin/ag2_logging/session/{lost.pk}/change/").content.decode()
-    assert "not in the reports" in detail and "not on host" in detail
+    assert "not in the reports" in detail and "is missing on" in detail
     assert (
         "not in the reports"
         not in admin_client.get(f"/admin/ag2_logging/session/{ok.pk}/change/").content.decode()

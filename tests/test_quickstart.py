@@ -49,12 +49,12 @@ RESULT = "QUICKSTART-RESULT:"
 def quick_start() -> tuple[str, dict[str, str]]:
     """The settings lines of the Quick start's first code block, and the environment it names."""
     section = README.read_text(encoding="utf-8").split("\n## Quick start\n", 1)[1].split("\n## ", 1)[0]
-    block = re.search(r"```python\n(.*?)```", section, re.S)
-    assert block, "the Quick start has no python code block"
-    settings_lines = block.group(1).split("\n\n", 1)[0]
-    environment = dict(re.findall(r"#\s*environment:\s*([A-Z0-9_]+)=(\S+)", settings_lines))
-    assert "INSTALLED_APPS" in settings_lines and environment, settings_lines
-    return settings_lines + "\n", environment
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    settings_lines = next((block for block in blocks if "INSTALLED_APPS" in block), "")
+    assert settings_lines, "the Quick start has no python block with the settings"
+    environment = dict(re.findall(r"^export ([A-Z0-9_]+)=(\S+)", section, re.M))
+    assert environment, "the Quick start names no environment variable to export"
+    return settings_lines, environment
 
 
 def run(project: Path, env: dict[str, str], *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
@@ -254,10 +254,13 @@ def test_check_and_doctor_say_the_pipeline_runs_inline(project: tuple[Path, dict
     base, env = project
     plain = run(base, env, "manage.py", "check")
     assert "System check identified no issues" in plain.stdout, plain.stdout + plain.stderr
-    check = run(base, env, "manage.py", "check", "--deploy")
+    # startproject's own settings fail some deploy checks (Django 6.1: the console MAILERS
+    # backend is mail.E001): only this app's messages are asserted; it raises no error of its own.
+    check = run(base, env, "manage.py", "check", "--deploy", ok=False)
     output = check.stdout + check.stderr
     (line,) = [line for line in output.splitlines() if "ag2_logging.I001" in line]
     assert "inline" in line, output
+    assert "(ag2_logging.E" not in output and "(ag2_logging.W" not in output, output
 
     doctor = run(base, env, "manage.py", "ag2_logging_doctor")
     assert "pipeline mode: inline" in doctor.stdout, doctor.stdout

@@ -69,7 +69,11 @@ def test_figures_never_turn_unknown_costs_into_zero() -> None:
         (Decimal("1234.5"), "$1,234.50"),
         (Decimal("0.6123"), "$0.612"),
         (Decimal("0.0000425"), "$0.0000425"),
-        (Decimal("0.01"), "$0.0100"),
+        (Decimal("0.01"), "$0.01"),
+        (Decimal("0.00950"), "$0.0095"),
+        (Decimal("0.0000660"), "$0.000066"),
+        (Decimal("1.0000000000"), "$1.00"),
+        (0.0095, "$0.0095"),
         (None, ""),
     ],
 )
@@ -84,8 +88,8 @@ def test_money_format(value: Decimal | None, text: str) -> None:
         ("+SUM(A1)", "'+SUM(A1)"),
         ("-2+3", "'-2+3"),
         ("@cmd", "'@cmd"),
-        ("\tx", "'\tx"),
-        ("\rx", "'\rx"),
+        ("\tx", "\\x09x"),  # a control character in a one-line cell is shown escaped
+        ("\rx", "\\x0dx"),
         ("acme", "acme"),
         ("a=b", "a=b"),
         (-5, -5),
@@ -134,7 +138,7 @@ def test_stacked_bars_geometry_and_unknown_markers() -> None:
     heights = sorted(round(r.height, 3) for r in chart.rects)
     assert heights[0] * 2 == pytest.approx(heights[-1])  # proportional
     assert [m.title for m in chart.markers] == [f"{days[1].isoformat()}: 3 unpriced call(s), cost unknown"]
-    assert [(item.name, item.value) for item in chart.legend] == [("a", "$3"), ("b", "unknown")]
+    assert [(item.name, item.value) for item in chart.legend] == [("a", "$3.00"), ("b", "unknown")]
     assert charts.stacked_bars(title="x", days=days, series={"a": [0, 0]}, colors={}).empty
 
 

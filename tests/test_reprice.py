@@ -181,3 +181,130 @@ def test_admin_shows_where_ag2s_own_cost_differs(llm: FakeLLMServer) -> None:
     assert list(same.context["cl"].result_list) == []
     page = client.get(f"/admin/ag2_logging/llmcall/{call.pk}/change/").content.decode()
     assert "differs from ours" in page
+
+
+# -- an override reprices exactly the calls it covers: its models, its provider, its period -------
+
+#: The calls recorded (one real chat each), then moved: (provider, UTC days ago of the call).
+SPREAD = [("openai", 0), ("openai", 3), ("openai", 10), ("azure", 3), ("azure", 0)]
+
+
+def day(days_ago: int) -> dt.date:
+    return (dt.datetime.now(dt.UTC) - dt.timedelta(days=days_ago)).date()
+
+
+def spread_calls(server: FakeLLMServer) -> list[LLMCall]:
+    """One priced gpt-4o-mini call per row of SPREAD (real classic chats), moved to its provider
+    and day, with the rollups and session totals rebuilt as ingest would have them. Each call's
+    cost is made stale (twice today's genai-prices figure, as if recorded under an older price
+    list), so a call repriced when it should not be would change."""
+    from ag2_logging.pipeline.ingest import refresh_session_totals
+
+    calls = []
+    for i, (provider, days_ago) in enumerate(SPREAD):
+        session = run_chat(server, f"c-spread-{i}")
+        (call,) = session.llm_calls.all()
+        assert call.cost is not None
+        when = dt.datetime.combine(day(days_ago), dt.time(12), tzinfo=dt.UTC)
+        LLMCall.objects.filter(pk=call.pk).update(
+            provider=provider, started_at=when, ended_at=when + dt.timedelta(seconds=1), cost=call.cost * 2
+        )
+        refresh_session_totals(session)
+        session.save()
+        calls.append(LLMCall.objects.get(pk=call.pk))
+    rebuild_rollups()
+    assert all(c.price_status == "priced" and c.cost is not None for c in calls)
+    return calls
+
+
+#: (case, the override's provider, effective_from and effective_to as days ago (None: open),
+#: the indexes in SPREAD of the calls it covers)
+SCOPES = [
+    ("one provider, a closed period", "openai", 5, 1, {1}),
+    ("any provider, open end", "", 5, None, {0, 1, 3, 4}),
+    ("provider spelled in capitals, open start", "Azure", None, 2, {3}),
+    ("one provider, a long closed period", "openai", 12, 2, {1, 2}),
+]
+
+
+def make_override(provider: str, since: int | None, to: int | None) -> ModelPrice:
+    return ModelPrice.objects.create(
+        provider=provider,
+        model="gpt-4o-mini",
+        input_per_mtok=Decimal("1.00"),
+        cached_input_per_mtok=Decimal("0.10"),
+        output_per_mtok=Decimal("4.00"),
+        reasoning_per_mtok=Decimal("8.00"),
+        effective_from=day(since) if since is not None else None,
+        effective_to=day(to) if to is not None else None,
+    )
+
+
+def assert_repriced_exactly(calls: list[LLMCall], covered: set[int], price: ModelPrice) -> None:
+    """The covered calls have the override's price, by hand; every other call kept its own;
+    session totals and rollups follow (the rollups equal a rebuild)."""
+    for index, before in enumerate(calls):
+        after = LLMCall.objects.get(pk=before.pk)
+        if index in covered:
+            assert (after.cost, after.price_status) == (override_cost(after, price), "override"), index
+            assert after.cost != before.cost
+        else:
+            assert (after.cost, after.price_status) == (before.cost, before.price_status), index
+        session = Session.objects.get(pk=after.session_id)
+        assert session.total_cost == after.cost
+    table = rollup_table()
+    rebuild_rollups()
+    assert rollup_table() == table
+
+
+@pytest.mark.parametrize("via", ["admin", "command", "task"])
+@pytest.mark.parametrize(
+    ("provider", "since", "to", "covered"), [s[1:] for s in SCOPES], ids=[s[0] for s in SCOPES]
+)
+def test_an_override_reprices_exactly_the_calls_it_covers(
+    llm: FakeLLMServer,
+    settings: Any,
+    via: str,
+    provider: str,
+    since: int | None,
+    to: int | None,
+    covered: set[int],
+) -> None:
+    from ag2_logging import tasks
+    from ag2_logging.conf import conf
+
+    calls = spread_calls(llm)
+    price = make_override(provider, since, to)
+    first = price.effective_from.isoformat() if price.effective_from else None
+    last = (price.effective_to - dt.timedelta(days=1)).isoformat() if price.effective_to else None
+    if via == "admin":
+        settings.AG2_LOGGING = {**settings.AG2_LOGGING, "PIPELINE": "inline"}
+        conf.reload()
+        editor = get_user_model().objects.create_superuser("ed", "ed@example.com", "pw")
+        client = Client()
+        client.force_login(editor)
+        url = f"/admin/ag2_logging/modelprice/{price.pk}/reprice/"
+        assert f"{len(covered)} call" in client.get(url).content.decode()
+        response = client.post(url, follow=True)
+        (message,) = [str(m) for m in response.context["messages"]]
+        assert f"examined {len(covered)} call(s), changed {len(covered)}" in message, message
+        assert f"({provider or '*'}, {first or '…'} to {last or '…'})" in message, message
+    elif via == "command":
+        args = ["--model", "gpt-4o-mini"]
+        args += ["--provider", provider] if provider else []
+        args += ["--since", first] if first else []
+        args += ["--until", last] if last else []
+        assert call_command_json("ag2_logging_reprice", *args)["changed"] == len(covered)
+    else:
+        result = tasks.reprice.delay(model="gpt-4o-mini", provider=provider, since=first, until=last).get()
+        assert (result["examined"], result["changed"]) == (len(covered), len(covered))
+    assert_repriced_exactly(calls, covered, price)
+
+
+def test_reprice_until_before_since_is_refused() -> None:
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="--until must not be before --since"):
+        call_command("ag2_logging_reprice", "--since", "2026-02-01", "--until", "2026-01-31")
+    with pytest.raises(CommandError, match="--until takes a date"):
+        call_command("ag2_logging_reprice", "--until", "soon")

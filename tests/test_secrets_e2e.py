@@ -10,6 +10,9 @@ eager) and the sanitize task after it. The ``ag2`` 1.x half reuses ``tests/secre
 from __future__ import annotations
 
 import json
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,15 @@ from django.test import Client
 from ag2_logging import ag2_logging_session, flush, tasks
 from ag2_logging.models import AgentEvent, LLMCall, Session, ToolCall
 from ag2_logging.testing import FakeLLMServer
-from tests.secrets_scan import planted_corpus, sample, scan_admin, scan_database, scan_everything, scan_files
+from tests.secrets_scan import (
+    planted_corpus,
+    read_from_another_process,
+    sample,
+    scan_admin,
+    scan_database,
+    scan_everything,
+    scan_files,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -195,3 +206,36 @@ def test_sanitize_pass_removes_what_the_hot_path_let_through(
     session.refresh_from_db()
     assert session.redactions["github_token"] == 1 and session.redactions["slack_webhook"] == 1
     assert tasks.sanitize_log.delay(str(session.pk)).get()["removed"] == {}
+
+
+@pytest.mark.django_db(transaction=False)
+@pytest.mark.parametrize(
+    ("read", "lock_kept"),
+    [(Path.read_bytes, False), (read_from_another_process, True)],
+    ids=["read here (drops the lock)", "read by a child process"],
+)
+def test_scanning_a_live_sqlite_file_keeps_this_process_locks(
+    tmp_path: Path, read: Any, lock_kept: bool
+) -> None:
+    """The database scan reads the SQLite files while this process has connections open on them.
+    A read in this process releases their POSIX locks (the SQLite suite then met "disk I/O error"
+    once a worker took the database for its own); the scan's reader must leave them held."""
+    db = tmp_path / "held.sqlite3"
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN")
+    holder.execute("SELECT * FROM t").fetchall()  # a SHARED lock on the file, held until COMMIT
+    try:
+        read(db)
+        probe = subprocess.run(
+            [sys.executable, "-c",
+             "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)\n"
+             "try:\n    c.execute('BEGIN EXCLUSIVE'); print('taken')\n"
+             "except sqlite3.OperationalError as e:\n    print(e)",
+             str(db)],
+            capture_output=True, text=True, check=True, timeout=30,
+        )  # fmt: skip
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+    assert probe.stdout.strip() == ("database is locked" if lock_kept else "taken")

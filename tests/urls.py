@@ -15,4 +15,8 @@ urlpatterns = [
     path("mw/nested/", views.mw_nested),
     path("plain/", views.plain),
     path("api/plain/", views.plain),
+    path("mw/stream/", views.mw_stream),
+    path("mw/astream/", views.mw_astream),
+    path("deco/stream/", views.deco_stream),
+    path("deco/astream/", views.deco_astream),
 ]

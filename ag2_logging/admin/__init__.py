@@ -7,6 +7,7 @@ package, which imports them all, so every admin is registered):
 * :mod:`~ag2_logging.admin.calls`: LLM calls, agent events and tool calls;
 * :mod:`~ag2_logging.admin.rollups`: :class:`DailyRollupAdmin`, which hosts the report pages;
 * :mod:`~ag2_logging.admin.prices`: :class:`ModelPriceAdmin`, the editable price overrides;
+* :mod:`~ag2_logging.admin.budgets`: :class:`BudgetAdmin`, budgets with their spend this period;
 * :mod:`~ag2_logging.admin.views`: the report pages (:class:`ReportViewsMixin`);
 * :mod:`~ag2_logging.admin.timeline`: the session timeline (:class:`TimelineViewMixin`);
 * :mod:`~ag2_logging.admin.exports`: CSV export of filtered lists (:class:`ExportViewMixin`).
@@ -18,6 +19,7 @@ admins.
 from __future__ import annotations
 
 from ag2_logging.admin.base import EXPORT_CHANGE_LIST, ReadOnlyAdmin, pretty_json, session_link
+from ag2_logging.admin.budgets import BudgetAdmin, BudgetForm
 from ag2_logging.admin.calls import AgentEventAdmin, LLMCallAdmin, SessionRowAdmin, ToolCallAdmin
 from ag2_logging.admin.exports import ExportViewMixin
 from ag2_logging.admin.filters import (
@@ -49,6 +51,8 @@ __all__ = [
     "Ag2CostFilter",
     "AgentEventAdmin",
     "AgentFilter",
+    "BudgetAdmin",
+    "BudgetForm",
     "DailyRollupAdmin",
     "DateRangeFilter",
     "EnterpriseFilter",

@@ -12,7 +12,13 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
-from ag2_logging.admin.base import ReadOnlyAdmin, pretty_json, session_link
+from ag2_logging.admin.base import (
+    ReadOnlyAdmin,
+    count_column,
+    pretty_json,
+    session_link,
+    time_column,
+)
 from ag2_logging.admin.filters import (
     TOLERANCE,
     Ag2CostFilter,
@@ -24,7 +30,9 @@ from ag2_logging.admin.filters import (
     ProviderFilter,
     WorkflowFilter,
 )
+from ag2_logging.admin.said import SaidFilter
 from ag2_logging.models import AgentEvent, LLMCall, ToolCall
+from ag2_logging.reports.formats import show
 from ag2_logging.templatetags.ag2_reports import call_cost, format_money, ms
 
 
@@ -47,21 +55,20 @@ class SessionRowAdmin(ReadOnlyAdmin):
 @admin.register(LLMCall)
 class LLMCallAdmin(SessionRowAdmin):
     ordering = ("-started_at",)  # newest first
+    # What a team lead decides on, readable at 1366 px with the nav sidebar and the filters open:
+    # when, who (agent; enterprise and session beneath), what (model; provider beneath), how much
+    # (tokens in -> out, cost), how long, status. The rest is on the call's page.
     list_display = (
-        "started_at",
-        "session_chat",
-        "enterprise",
-        "agent_name",
-        "provider",
-        "model",
-        "input_tokens",
-        "cached",
-        "output_tokens",
+        "when",
+        "who",
+        "model_display",
+        "tokens",
         "cost_display",
         "latency",
         "status",
     )
     list_filter = (
+        SaidFilter,  # what was said: applied in get_search_results, after the other filters
         ("started_at", DateRangeFilter),
         EnterpriseFilter,
         WorkflowFilter,
@@ -73,8 +80,10 @@ class LLMCallAdmin(SessionRowAdmin):
         Ag2CostFilter,
         "is_cached",
     )
-    search_fields = ("=session__id", "session__chat_id", "=response_id")
-    search_help_text = _("A chat id (or part of one), a whole session id, or a response id.")
+    search_fields = ("=session__id", "session__chat_id", "=response_id", "model", "agent_name")
+    search_help_text = _(
+        "A model or an agent name, a chat id (or part of any of them), a whole session id, or a response id."
+    )
     list_select_related = ("session",)
     csv_columns = (
         ("id", "id"),
@@ -115,8 +124,8 @@ class LLMCallAdmin(SessionRowAdmin):
                     "model",
                     "status",
                     "error",
-                    "started_at",
-                    "ended_at",
+                    "started",
+                    "ended",
                     "latency",
                 )
             },
@@ -125,12 +134,12 @@ class LLMCallAdmin(SessionRowAdmin):
             _("Tokens and cost"),
             {
                 "fields": (
-                    "prompt_tokens",
-                    "cached_tokens",
-                    "cache_write_tokens",
-                    "completion_tokens",
-                    "reasoning_tokens",
-                    "total_tokens",
+                    "prompt_tokens_display",
+                    "cached_tokens_display",
+                    "cache_write_tokens_display",
+                    "completion_tokens_display",
+                    "reasoning_tokens_display",
+                    "total_tokens_display",
                     "cost_display",
                     "price_status",
                     "ag2_cost_display",
@@ -145,12 +154,26 @@ class LLMCallAdmin(SessionRowAdmin):
     )
     readonly_fields = (
         "session_chat",
+        "started",
+        "ended",
+        "prompt_tokens_display",
+        "cached_tokens_display",
+        "cache_write_tokens_display",
+        "completion_tokens_display",
+        "reasoning_tokens_display",
+        "total_tokens_display",
         "latency",
         "cost_display",
         "ag2_cost_display",
         "request_json",
         "response_json",
     )
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[LLMCall], search_term: str
+    ) -> tuple[QuerySet[LLMCall], bool]:
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        return SaidFilter.apply(request, queryset), may_have_duplicates
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[LLMCall]:
         qs = super().get_queryset(request)
@@ -159,21 +182,50 @@ class LLMCallAdmin(SessionRowAdmin):
             qs = qs.defer("request", "response")  # bodies can be large; the list never shows them
         return qs
 
-    @admin.display(description=_("enterprise"), ordering="session__enterprise_id")
-    def enterprise(self, obj: LLMCall) -> str:
-        return obj.session.enterprise_id if obj.session else ""
+    when = time_column("started_at", _("started"), stacked=True)
+    started = time_column("started_at", _("started at"))
+    ended = time_column("ended_at", _("ended at"))
+    prompt_tokens_display = count_column("prompt_tokens", _("prompt tokens"))
+    cached_tokens_display = count_column("cached_tokens", _("cached tokens"))
+    cache_write_tokens_display = count_column("cache_write_tokens", _("cache write tokens"))
+    completion_tokens_display = count_column("completion_tokens", _("completion tokens"))
+    reasoning_tokens_display = count_column("reasoning_tokens", _("reasoning tokens"))
+    total_tokens_display = count_column("total_tokens", _("total tokens"))
 
-    @admin.display(description=_("input"), ordering="prompt_tokens")
-    def input_tokens(self, obj: LLMCall) -> str:
-        return f"{obj.prompt_tokens:,}"
+    @admin.display(description=_("agent"), ordering="agent_name")
+    def who(self, obj: LLMCall) -> SafeString:
+        if obj.session is None:
+            beneath = session_link(None)
+        else:
+            beneath = format_html("{} · {}", obj.session.enterprise_id or "—", session_link(obj.session))
+        return format_html(
+            '<div class="ag2-two" title="{}">{}<br><small class="ag2-quiet">{}</small></div>',
+            obj.session.chat_id if obj.session else "",
+            obj.agent_name or "—",
+            beneath,
+        )
 
-    @admin.display(description=_("cached"), ordering="cached_tokens")
-    def cached(self, obj: LLMCall) -> str:
-        return f"{obj.cached_tokens:,}"
+    @admin.display(description=_("model"), ordering="model")
+    def model_display(self, obj: LLMCall) -> SafeString:
+        return format_html(
+            '<div class="ag2-two">{}<br><small class="ag2-quiet">{}</small></div>',
+            obj.model or "—",
+            obj.provider or "—",
+        )
 
-    @admin.display(description=_("output"), ordering="completion_tokens")
-    def output_tokens(self, obj: LLMCall) -> str:
-        return f"{obj.completion_tokens:,}"
+    @admin.display(description=_("tokens"), ordering="total_tokens")
+    def tokens(self, obj: LLMCall) -> SafeString:
+        cached = (
+            format_html('<br><small class="ag2-quiet">{} {}</small>', show(obj.cached_tokens), _("cached"))
+            if obj.cached_tokens
+            else ""
+        )
+        return format_html(
+            '<span class="ag2-num">{} → {}</span>{}',
+            show(obj.prompt_tokens),
+            show(obj.completion_tokens),
+            cached,
+        )
 
     @admin.display(description=_("cost"), ordering="cost")
     def cost_display(self, obj: LLMCall) -> SafeString:
@@ -210,7 +262,7 @@ class LLMCallAdmin(SessionRowAdmin):
 @admin.register(AgentEvent)
 class AgentEventAdmin(SessionRowAdmin):
     ordering = ("-created_at",)  # newest first
-    list_display = ("created_at", "session_chat", "agent_name", "name", "duration", "has_error")
+    list_display = ("when", "session_chat", "agent_name", "name", "duration", "has_error")
     list_filter = (("created_at", DateRangeFilter), "name", HasErrorFilter)
     search_fields = ("=session__id", "session__chat_id", "agent_name")
     search_help_text = _("A chat id (or part of one), a whole session id, or an agent name.")
@@ -226,10 +278,12 @@ class AgentEventAdmin(SessionRowAdmin):
         ("duration_ms", "duration_ms"),
         ("error", "error"),
     )
+    created = time_column("created_at", _("created at"), millis=True)
+    when = time_column("created_at", _("created"), millis=True, stacked=True)
     fields = (
         "session_chat",
         "seq",
-        "created_at",
+        "created",
         "agent_name",
         "name",
         "duration",
@@ -237,7 +291,7 @@ class AgentEventAdmin(SessionRowAdmin):
         "data_json",
         "id",
     )
-    readonly_fields = ("session_chat", "duration", "data_json")
+    readonly_fields = ("session_chat", "created", "duration", "data_json")
 
     @admin.display(description=_("data"))
     def data_json(self, obj: AgentEvent) -> SafeString:
@@ -247,7 +301,7 @@ class AgentEventAdmin(SessionRowAdmin):
 @admin.register(ToolCall)
 class ToolCallAdmin(SessionRowAdmin):
     ordering = ("-ended_at",)  # newest first
-    list_display = ("ended_at", "session_chat", "agent_name", "name", "duration", "has_error")
+    list_display = ("when", "session_chat", "agent_name", "name", "duration", "has_error")
     list_filter = (("ended_at", DateRangeFilter), "name", HasErrorFilter)
     search_fields = ("=session__id", "session__chat_id", "name")
     search_help_text = _("A chat id (or part of one), a whole session id, or a tool name.")
@@ -265,11 +319,14 @@ class ToolCallAdmin(SessionRowAdmin):
         ("result_summary", "result_summary"),
         ("error", "error"),
     )
+    started = time_column("started_at", _("started at"), millis=True)
+    ended = time_column("ended_at", _("ended at"), millis=True)
+    when = time_column("ended_at", _("ended"), millis=True, stacked=True)
     fields = (
         "session_chat",
         "seq",
-        "started_at",
-        "ended_at",
+        "started",
+        "ended",
         "agent_name",
         "name",
         "duration",
@@ -278,7 +335,7 @@ class ToolCallAdmin(SessionRowAdmin):
         "error",
         "id",
     )
-    readonly_fields = ("session_chat", "duration", "arguments_json")
+    readonly_fields = ("session_chat", "started", "ended", "duration", "arguments_json")
 
     @admin.display(description=_("arguments"))
     def arguments_json(self, obj: ToolCall) -> SafeString:

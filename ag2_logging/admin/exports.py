@@ -8,7 +8,8 @@ Also home of ``MixinBase``, the typing-only base of the admin view mixins (``Mod
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied
@@ -16,6 +17,7 @@ from django.http import HttpRequest, HttpResponseBase
 from django.urls import URLPattern, path
 
 from ag2_logging.reports import ReportFilter, csv_response
+from ag2_logging.reports.formats import export
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin
@@ -42,8 +44,17 @@ def csv_filename(stem: str, flt: ReportFilter | None = None) -> str:
     return f"ag2_{safe[:150]}.csv"
 
 
+def plain_decimals(rows: Iterable[Sequence[Any]]) -> Iterator[list[Any]]:
+    """``rows`` with each Decimal (a cost or price) written as the report CSVs write it
+    (:func:`~ag2_logging.reports.formats.export`): ``0.0011940000`` -> ``0.001194``, ``0E-10`` ->
+    ``0``; None stays None (an empty cell: unknown, never 0)."""
+    for row in rows:
+        yield [export(value) if isinstance(value, Decimal) else value for value in row]
+
+
 class ExportViewMixin(MixinBase):
-    """``<list>/export.csv``: the change list as it is filtered, searched and ordered, streamed."""
+    """``<list>/export.csv``: the change list as it is filtered, searched and ordered, streamed.
+    Decimals (costs, prices) are plain digits with trailing zeros trimmed, as in the report CSVs."""
 
     #: (column, value path for ``values_list``) pairs written to the CSV.
     csv_columns: Sequence[tuple[str, str]] = ()
@@ -67,4 +78,5 @@ class ExportViewMixin(MixinBase):
             raise PermissionDenied
         header, rows = self.get_export_rows(request)
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-        return csv_response(f"ag2_{self.model._meta.model_name}_{stamp}.csv", header, rows)
+        name = f"ag2_{self.model._meta.model_name}_{stamp}.csv"
+        return csv_response(name, header, plain_decimals(rows))

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.db.models import F, Q, QuerySet
+from django.db.models import CharField, F, Q, QuerySet, Value
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -116,9 +116,11 @@ class RollupValueFilter(admin.SimpleListFilter):
 
     #: Most choices shown; a longer list is no use in a sidebar (the reports list them all).
     max_choices = 200
+    #: Add the recent sessions that have no rollup row (:func:`rollup_values`).
+    with_sessions = False
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        values = rollup_values(request)[self.rollup_field]
+        values = rollup_values(request, sessions=self.with_sessions)[self.rollup_field]
         choices = [(v, v) for v in values[: self.max_choices]]
         current = self.value()
         if current and current not in {v for v, _l in choices}:
@@ -133,17 +135,55 @@ class RollupValueFilter(admin.SimpleListFilter):
 ROLLUP_FILTER_FIELDS = ("enterprise_id", "workflow_name", "model", "provider", "agent_name")
 
 
-def rollup_values(request: HttpRequest) -> dict[str, list[str]]:
-    """The distinct values of each rollup key field, from one query per request."""
-    cached: dict[str, list[str]] | None = getattr(request, "_ag2_rollup_values", None)
+#: How far back the session lists' enterprise and workflow choices look for sessions that have no
+#: rollup rows (see :func:`rollup_values`).
+UNROLLED_SESSION_DAYS = 90
+
+#: Sessions that may have no rollup row: stopped before their first call (blocked by a budget,
+#: failed, cancelled, interrupted), or still running. Few, and read through the
+#: (status, started_at) index; completed sessions are left out (there are millions).
+UNROLLED_STATUSES = (
+    Session.Status.BLOCKED,
+    Session.Status.FAILED,
+    Session.Status.CANCELLED,
+    Session.Status.INTERRUPTED,
+)
+
+
+def _unrolled_sessions() -> QuerySet[Any]:
+    """The enterprise and workflow of the recent sessions that may have no rollup row (no calls,
+    or still running), in the rollup query's five columns, for a ``UNION`` with it."""
+    since = timezone.now() - dt.timedelta(days=UNROLLED_SESSION_DAYS)
+    blank = Value("", output_field=CharField())
+    return (
+        Session.objects.filter(
+            Q(status__in=UNROLLED_STATUSES, call_count=0) | Q(status=Session.Status.RUNNING),
+            started_at__gte=since,
+        )
+        .values_list("enterprise_id", "workflow_name", blank, blank, blank)
+        .order_by()
+    )
+
+
+def rollup_values(request: HttpRequest, *, sessions: bool = False) -> dict[str, list[str]]:
+    """The distinct values of each rollup key field, from one query per request. With
+    ``sessions`` (the session list), the enterprises and workflows of recent sessions with no
+    rollup row are added in the same query: a session blocked before its first call has none."""
+    key = "_ag2_session_values" if sessions else "_ag2_rollup_values"
+    cached: dict[str, list[str]] | None = getattr(request, key, None)
     if cached is None:
         found: dict[str, set[str]] = {name: set() for name in ROLLUP_FILTER_FIELDS}
-        for row in reports.rollups().values_list(*ROLLUP_FILTER_FIELDS).distinct().order_by():
+        rows: QuerySet[Any] = reports.rollups().values_list(*ROLLUP_FILTER_FIELDS).distinct().order_by()
+        if sessions:
+            # UNION: still distinct, still one query. No ordering on the union (Django 6.1 applies
+            # the model's default ordering to a combined query otherwise, which names no column of it).
+            rows = rows.union(_unrolled_sessions()).order_by()
+        for row in rows:
             for name, value in zip(ROLLUP_FILTER_FIELDS, row, strict=True):
                 if value:
                     found[name].add(value)
         cached = {name: sorted(values) for name, values in found.items()}
-        request._ag2_rollup_values = cached  # type: ignore[attr-defined]
+        setattr(request, key, cached)
     return cached
 
 
@@ -180,6 +220,23 @@ class AgentFilter(RollupValueFilter):
     parameter_name = "agent_name"
     rollup_field = "agent_name"
     field_path = "agent_name"
+
+
+class SessionEnterpriseFilter(EnterpriseFilter):
+    """``EnterpriseFilter`` on the session list: choices from the rollups, not a ``DISTINCT`` over
+    every session on each view, plus, in the same query, those of the last
+    ``UNROLLED_SESSION_DAYS`` days' sessions that have no rollup row (blocked, failed, cancelled
+    or interrupted before their first call; running)."""
+
+    field_path = "enterprise_id"
+    with_sessions = True
+
+
+class SessionWorkflowFilter(WorkflowFilter):
+    """``WorkflowFilter`` on the session list (see :class:`SessionEnterpriseFilter`)."""
+
+    field_path = "workflow_name"
+    with_sessions = True
 
 
 class UnpricedSessionFilter(admin.SimpleListFilter):
@@ -263,3 +320,71 @@ class HasErrorFilter(admin.SimpleListFilter):
         if self.value() == "no":
             return queryset.filter(error="")
         return queryset
+
+
+class UserFilter(admin.SimpleListFilter):
+    """Sessions of one user (``?user=<primary key>``); the choices are the users in the user
+    rollups (one query, plus one for their names)."""
+
+    title = _("user")
+    parameter_name = "user"
+    #: The path to the session's user from the listed model.
+    session_path = ""
+    max_choices = 200
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        from ag2_logging.models import UserDayRollup
+
+        column = "user_id"  # UserDayRollup's text column (its manager is typed for DailyRollup's)
+        rollups: Any = UserDayRollup.objects.exclude(**{column: ""})
+        keys = list(rollups.values_list(column, flat=True).distinct().order_by(column)[: self.max_choices])
+        current = self.value()
+        if current and current not in keys:
+            keys.append(current)
+        labels = reports.user_labels(keys)
+        return sorted(labels.items(), key=lambda item: (item[1].lower(), item[0]))
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if not value:
+            return queryset
+        pk = reports.ReportFilter(start=dt.date.min, end=dt.date.min, user=str(value)).user_pk()
+        if pk is None:
+            raise IncorrectLookupParameters(f"not a user id: {value!r}")
+        return queryset.filter(**{f"{self.session_path}user_id": pk})
+
+
+class TagFilter(admin.SimpleListFilter):
+    """Sessions with one tag (``?tag=<tag>``); the choices are the tags in the tag rollups."""
+
+    title = _("tag")
+    parameter_name = "tag"
+    session_path = ""
+    max_choices = 200
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        from ag2_logging.models import TagDayRollup
+
+        tags = list(
+            TagDayRollup.objects.values_list("tag", flat=True).distinct().order_by("tag")[: self.max_choices]
+        )
+        current = self.value()
+        if current and current not in tags:
+            tags.append(current)
+        return [(tag, tag) for tag in tags]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(**{f"{self.session_path}tag_rows__tag": value}) if value else queryset
+
+
+class CallUserFilter(UserFilter):
+    """``UserFilter`` for lists of a session's rows (LLM calls, tool calls, agent events)."""
+
+    session_path = "session__"
+
+
+class CallTagFilter(TagFilter):
+    """``TagFilter`` for lists of a session's rows (LLM calls, tool calls, agent events)."""
+
+    session_path = "session__"

@@ -11,13 +11,14 @@ from django.utils.translation import gettext_lazy as _
 
 from ag2_logging.admin.base import ReadOnlyAdmin
 from ag2_logging.admin.filters import DateRangeFilter
-from ag2_logging.admin.views import ReportViewsMixin
+from ag2_logging.admin.live import LiveViewsMixin
+from ag2_logging.admin.trends import TrendViewsMixin
 from ag2_logging.models import DailyRollup
 from ag2_logging.templatetags.ag2_reports import call_cost, format_money
 
 
 @admin.register(DailyRollup)
-class DailyRollupAdmin(ReportViewsMixin, ReadOnlyAdmin):
+class DailyRollupAdmin(LiveViewsMixin, TrendViewsMixin, ReadOnlyAdmin):
     """The rollup rows, read-only; the report pages hang off this admin (they read rollups)."""
 
     list_display = (
@@ -58,11 +59,11 @@ class DailyRollupAdmin(ReportViewsMixin, ReadOnlyAdmin):
     )
 
     def get_urls(self) -> list[URLPattern]:
-        return self.get_report_urls() + super().get_urls()
+        return self.get_report_urls() + self.get_trend_urls() + self.get_live_urls() + super().get_urls()
 
     @admin.display(description=_("cost"), ordering="cost")
     def cost_display(self, obj: DailyRollup) -> SafeString | str:
-        if obj.call_count and obj.unpriced_calls >= obj.call_count:
-            return call_cost(None)
+        if obj.call_count and (obj.unpriced_calls >= obj.call_count or (obj.unpriced_calls and not obj.cost)):
+            return call_cost(None)  # a lower bound of $0 says nothing: unknown
         text = format_money(obj.cost)
         return format_html('<span class="ag2-partial">≥ {}</span>', text) if obj.unpriced_calls else text

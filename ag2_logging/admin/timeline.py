@@ -13,8 +13,18 @@ from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext as _
 
 from ag2_logging import reports
+from ag2_logging.admin.base import visible_response
 from ag2_logging.admin.exports import MixinBase, csv_filename, wants_csv
+from ag2_logging.models import LLMCall
 from ag2_logging.reports import charts, csv_response
+from ag2_logging.reports.folding import call_text, fold_steps, session_tree
+
+#: The step links of the timeline, by kind.
+STEP_URLS = {
+    "llm": "admin:ag2_logging_llmcall_change",
+    "tool": "admin:ag2_logging_toolcall_change",
+    "event": "admin:ag2_logging_agentevent_change",
+}
 
 
 class TimelineViewMixin(MixinBase):
@@ -43,11 +53,7 @@ class TimelineViewMixin(MixinBase):
         if wants_csv(request):
             header, rows = reports.timeline_table(report)
             return csv_response(csv_filename(f"session_{session.pk}"), header, rows)
-        step_urls = {
-            "llm": "admin:ag2_logging_llmcall_change",
-            "tool": "admin:ag2_logging_toolcall_change",
-            "event": "admin:ag2_logging_agentevent_change",
-        }
+        everything = request.GET.get("show") == "all"
         context = {
             **self.admin_site.each_context(request),
             "title": _("Session timeline"),
@@ -63,12 +69,40 @@ class TimelineViewMixin(MixinBase):
                 steps=report.steps,
                 span_s=report.span_s,
             ),
-            "steps": [(step, reverse(step_urls[step.kind], args=[step.obj.pk])) for step in report.steps],
+            "steps": report.steps,
+            "rows": _rows(report.steps, everything=everything),
+            "everything": everything,
+            "tree": session_tree(session),
             "csv_url": f"{request.path}?format=csv",
             "links": _session_links(session),
         }
         request.current_app = self.admin_site.name
-        return TemplateResponse(request, self.session_timeline_template, context)
+        return visible_response(TemplateResponse(request, self.session_timeline_template, context))
+
+
+def _rows(steps: list[Any], *, everything: bool) -> list[dict[str, Any]]:
+    """The table's rows: each step with its link (an LLM call with its prompt and response, read
+    in one query), or a run of folded events with theirs."""
+    bodies = {
+        row["pk"]: call_text(row["request"], row["response"])
+        for row in LLMCall.objects.filter(pk__in=[s.obj.pk for s in steps if s.kind == "llm"]).values(
+            "pk", "request", "response"
+        )
+    }
+
+    def link(step: Any) -> str:
+        return reverse(STEP_URLS[step.kind], args=[step.obj.pk])
+
+    rows: list[dict[str, Any]] = []
+    for row in fold_steps(steps, everything=everything):
+        if row.step is None:
+            rows.append({"row": row, "folded": [(s, link(s)) for s in row.folded]})
+        else:
+            prompt, response = bodies.get(row.step.obj.pk, ("", "")) if row.step.kind == "llm" else ("", "")
+            rows.append(
+                {"row": row, "step": row.step, "url": link(row.step), "prompt": prompt, "response": response}
+            )
+    return rows
 
 
 def _session_links(session: Any) -> dict[str, str]:

@@ -55,6 +55,10 @@ class Bindings:
         except TypeError:
             ref = None
         with self._lock:
+            if recorder.status != "running":
+                # An ended session (a late call in a context that still names it): its bindings
+                # were released at its end, and a new one would never be.
+                return
             entry = self._by_id.get(key)
             if entry is None or not self._alive(entry[0], obj):
                 self._by_id[key] = (ref, [recorder])

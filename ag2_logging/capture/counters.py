@@ -22,5 +22,6 @@ class Counters(dict[str, int]):
 
 
 #: ``db_failures`` (writes the database thread could not make), ``hook_failures`` (AG2 hooks and
-#: session API calls that failed inside the app), ``unattributed_calls`` (calls outside any session).
-stats = Counters("db_failures", "hook_failures", "unattributed_calls")
+#: session API calls that failed inside the app), ``unattributed_calls`` (calls outside any session,
+#: late ones included), ``late_events`` (events routed to a session that had ended).
+stats = Counters("db_failures", "hook_failures", "unattributed_calls", "late_events")

@@ -18,6 +18,7 @@ import os
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import UTC, datetime
@@ -31,17 +32,33 @@ from ag2_logging import pricing, signals
 from ag2_logging.capture.journal import JournalWriter
 from ag2_logging.conf import Resolved
 from ag2_logging.events import LLMCallInput, Totals
-from ag2_logging.redaction import may_contain_secrets, redact_json, redact_keys
+from ag2_logging.redaction import (
+    may_contain_secrets,
+    redact,
+    redact_json,
+    redact_keys,
+    redact_text,
+    screened_request,
+)
 from ag2_logging.serialize import dumps, new_id, to_jsonable, truncate_strings
 
 logger = logging.getLogger("ag2_logging.recorder")
 
 ZERO = Decimal(0)
+#: How many of a session's newest calls wait for the live counters' hand-over (the live
+#: dashboard's "latest calls"; ``capture.heartbeat`` takes them every ``LIVE_SECONDS``).
+LATEST_KEPT = 10
 
 #: Where a line the disk refused goes: ``(session_id, seq, line, on_fail) -> future``, or None
 #: when it cannot be taken (the line is dropped). ``spill.spill_line``, injected by the session
 #: scope so that this module imports neither the ORM nor ``sessions``.
 Spill = Callable[[uuid.UUID, int, bytes, Callable[[], None]], "Future[None] | None"]
+
+#: Where an event of a session that has ended goes: ``(session, line, count, what) -> None``, with
+#: ``line`` the serialized event (no ``seq`` yet), ``count`` adding it to a recorder's totals and
+#: ``what`` saying what it is ("an LLM call"). ``unattributed.record_late``, injected by the session
+#: scope (this module cannot import it). Without one, the event is counted as dropped.
+Late = Callable[["SessionRecorder", bytes, "Callable[[Totals], None] | None", str], None]
 
 
 def utcnow() -> datetime:
@@ -72,6 +89,18 @@ def _usage(call: LLMCallInput) -> pricing.NormalizedUsage:
     )
 
 
+#: How a warning names an event of each type.
+_WHAT = {"tool_call": "a tool call", "agent_event": "an agent event", "llm_call": "an LLM call"}
+
+
+def _count_agent_event(t: Totals) -> None:
+    t.agent_events += 1
+
+
+def _count_tool_call(t: Totals) -> None:
+    t.tool_calls += 1
+
+
 def _count(t: Totals, usage: pricing.NormalizedUsage, cost: Decimal | None, call: LLMCallInput) -> None:
     """Add one call to the live totals (under the recorder's lock)."""
     t.call_count += 1
@@ -90,9 +119,14 @@ def _count(t: Totals, usage: pricing.NormalizedUsage, cost: Decimal | None, call
 
 
 class BaseRecorder:
-    """Writes events to one journal. Thread-safe: AG2 may call from several threads at once."""
+    """Writes events to one journal. Thread-safe: AG2 may call from several threads at once.
+
+    Once its session has ended (``_ended``, set under the lock with the closing line), an event
+    is never appended after that line: ``_late`` takes it (see ``SessionRecorder``).
+    """
 
     session_id: uuid.UUID | None = None
+    _ended = False
 
     def __init__(self, journal_path: Path, settings: Resolved, *, spill: Spill | None = None) -> None:
         self.settings = settings
@@ -103,6 +137,11 @@ class BaseRecorder:
         self._spill = spill
         self._last_spill: Future[None] | None = None
         self._journal = JournalWriter(journal_path, fsync_each=settings.journal_fsync == "event")
+        #: The newest ``llm_call`` events not handed over yet (only when live counters are on;
+        #: the heartbeat empties it every ``LIVE_SECONDS``, so it holds a few events at most).
+        self.latest: deque[dict[str, Any]] = deque(maxlen=LATEST_KEPT)
+        # A session's recorder only (the heartbeat hands those over; set before this runs).
+        self._keep_latest = settings.live_seconds > 0 and self.session_id is not None
 
     # -- bodies ---------------------------------------------------------------------------------
 
@@ -114,9 +153,15 @@ class BaseRecorder:
         """
         if not self.settings.capture_bodies or obj is None:
             return None
-        raw = dumps(obj)
         limit = self.settings.max_body_chars
-        if may_contain_secrets(raw):
+        # A request repeats its conversation's history: only its new messages are scanned.
+        request = screened_request(obj)
+        if request is not None:
+            raw, clean = request
+        else:
+            raw = dumps(obj)
+            clean = not may_contain_secrets(raw)
+        if not clean:
             return truncate_strings(redact_json(raw, self.totals.redactions), limit)
         if len(raw) <= limit:  # a string longer than the limit needs more bytes than that
             return orjson.Fragment(raw)
@@ -130,10 +175,30 @@ class BaseRecorder:
 
     # -- writing --------------------------------------------------------------------------------
 
-    def _write(self, event: dict[str, Any]) -> bool:
+    def _write(self, event: dict[str, Any], count: Callable[[Totals], None] | None = None) -> bool:
+        """Journal one event and, under the same lock, add it to the totals (``count``)."""
         line = dumps(event)
         with self._lock:
-            return self._append(line)
+            if not self._ended:
+                written = self._append(line)
+                if count is not None:
+                    count(self.totals)
+                return written
+        self._late(line, count, _WHAT.get(event["type"], "an event"))
+        return False
+
+    def append_counted(self, line: bytes, count: Callable[[Totals], None] | None) -> bool:
+        """Journal one serialized event (``seq`` added here) and count it, under the lock."""
+        with self._lock:
+            written = self._append(line)
+            if count is not None:
+                count(self.totals)
+        return written
+
+    def _late(self, line: bytes, count: Callable[[Totals], None] | None, what: str) -> None:
+        """An event that arrived after the closing line (only a ``SessionRecorder`` ends)."""
+        with self._lock:
+            self.totals.dropped_events += 1
 
     def _append(self, line: bytes) -> bool:
         """Write one serialized event, numbered; the caller holds ``self._lock``."""
@@ -179,7 +244,8 @@ class BaseRecorder:
         """
         ended_at = call.ended_at or utcnow()
         usage = _usage(call)
-        result = pricing.price_call(
+        # price_call's cost and status (a model's cached plan, when it has one).
+        cost, status = pricing.call_cost(
             call.provider,
             call.model,
             usage,
@@ -188,18 +254,28 @@ class BaseRecorder:
             local_rate=self.settings.local_model_rate,
             error=call.error,
             is_cached=call.is_cached,  # served from AG2's own cache: no provider bill
+            usage_missing=call.usage_missing,  # no usage in the reply: cost unknown, never 0
         )
-        if result.cost is None:
+        if cost is None and status != "no_usage":
             pricing.warn_unknown_once(call.provider, call.model, logger)
-        event = self._llm_event(call, usage, result.cost, result.status, ended_at)
+        event = self._llm_event(call, usage, cost, status, ended_at)
         line = dumps(event)
         with self._lock:
             # The journal line first, then the live counters (one lock for both).
-            self._append(line)
-            _count(self.totals, usage, result.cost, call)
+            late = self._ended
+            if not late:
+                self._append(line)
+                _count(self.totals, usage, cost, call)
+                if self._keep_latest:
+                    self.latest.append(event)
+        session_id = self.session_id
+        if late:
+            # The session ended before this call did (a task or thread that outlived the block).
+            self._late(line, lambda t: _count(t, usage, cost, call), "an LLM call")
+            session_id = None
         if signals.llm_call_recorded.receivers:
             signals.llm_call_recorded.send_robust(
-                sender=type(self), session_id=self.session_id, call=_plain_bodies(event)
+                sender=type(self), session_id=session_id, call=_plain_bodies(event)
             )
         return event
 
@@ -238,7 +314,8 @@ class BaseRecorder:
             else None,
             "is_cached": bool(call.is_cached),
             "status": "error" if call.error else "success",
-            "error": call.error,
+            # A provider's error can echo a credential back ("Incorrect API key provided: ...").
+            "error": redact_text(call.error, self.totals.redactions) if call.error else call.error,
             "attempt": call.attempt,
             "retries": call.retries,
             "started_at": started_at.isoformat() if started_at is not None else None,
@@ -264,12 +341,11 @@ class BaseRecorder:
                 "agent_name": agent_name,
                 "name": name,
                 "data": self.clean(data) if data is not None else None,
-                "error": error,
+                "error": redact_text(error, self.totals.redactions)[:10_000] if error else error,
                 "duration_ms": duration_ms,
-            }
+            },
+            _count_agent_event,
         )
-        with self._lock:
-            self.totals.agent_events += 1
 
     def record_tool_call(
         self,
@@ -299,14 +375,13 @@ class BaseRecorder:
                 # Redact, then cut (clean() truncates to 2,000 characters): cutting first could
                 # leave the head of a secret that no pattern recognizes any more.
                 "result_summary": self.clean(summary_text[:100_000]),
-                "error": error,
+                "error": redact_text(error, self.totals.redactions)[:10_000] if error else error,
                 "duration_ms": duration_ms,
                 "started_at": iso(started_at),
                 "ended_at": iso(ended_at),
-            }
+            },
+            _count_tool_call,
         )
-        with self._lock:
-            self.totals.tool_calls += 1
 
     def close_journal(self) -> None:
         with self._lock:
@@ -330,6 +405,10 @@ class SessionRecorder(BaseRecorder):
         parent_id: uuid.UUID | None = None,
         session_id: uuid.UUID | None = None,
         spill: Spill | None = None,
+        late: Late | None = None,
+        user_id: str | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> None:
         self.session_id = session_id or uuid.uuid4()
         self.chat_id = chat_id
@@ -342,8 +421,21 @@ class SessionRecorder(BaseRecorder):
         self.error = ""
         self.monotonic_start = time.monotonic()
         self._announced: set[int] = set()
+        self._late_sink = late
+        #: Whether a late event was warned about (once per session, by the sink).
+        self.late_warned = False
+        #: Set by ``@ag2_logged(join=True)`` on a Celery attempt's session: ``(task id, the ids
+        #: it joined)``, so that the attempt's retry joins the same session (siblings, not a chain).
+        self.celery_attempt: tuple[str, dict[str, Any] | None] | None = None
+        #: A per-session cost limit in USD (``budget=``), read by ``ag2_logging.budgets``.
+        self.budget_limit: Decimal | None = None
         path = settings.journal_dir / self.started_at.strftime("%Y-%m-%d") / f"{self.session_id}.jsonl"
         super().__init__(path, settings, spill=spill)
+        #: Who and what for (``capture.people``): the user's primary key as text, the tags, and
+        #: the metadata as redacted here, before the header is written anywhere.
+        self.user_id = user_id
+        self.tags = list(tags or ())
+        self.metadata = redact(metadata, self.totals.redactions) if metadata else {}
         self._write(
             {
                 "type": "session_start",
@@ -372,6 +464,9 @@ class SessionRecorder(BaseRecorder):
             "host": self.settings.host_name,
             "pid": os.getpid(),
             "journal_path": str(self.journal_path),
+            "user_id": self.user_id,
+            "tags": self.tags,
+            "metadata": self.metadata,
         }
 
     def finish(self, status: str, error: str = "") -> None:
@@ -382,19 +477,36 @@ class SessionRecorder(BaseRecorder):
         # Lines the disk refused are being stored by the database thread: their outcome (stored,
         # or dropped) belongs in the closing line's totals and in what the session row is told.
         self.settle_spills()
-        self._write(
-            {
-                "type": "session_end",
-                "id": str(self.session_id),
-                "ts": iso(self.ended_at),
-                "status": status,
-                "error": error,
-                "ended_at": iso(self.ended_at),
-                "totals": self.totals.as_dict(),
-            }
-        )
+        with self._lock:
+            # Totals, closing line and the end mark under one lock: an event either precedes the
+            # line and is in its totals, or comes after and goes to the late sink.
+            line = dumps(
+                {
+                    "type": "session_end",
+                    "id": str(self.session_id),
+                    "ts": iso(self.ended_at),
+                    "status": status,
+                    "error": error,
+                    "ended_at": iso(self.ended_at),
+                    "totals": self.totals.as_dict(),
+                }
+            )
+            self._append(line)
+            self._ended = True
         self.settle_spills()  # the closing line itself may have been spilled
         self.close_journal()
+
+    @property
+    def ended(self) -> bool:
+        """True once the closing line is written: later events are not this session's."""
+        return self._ended
+
+    def _late(self, line: bytes, count: Callable[[Totals], None] | None, what: str) -> None:
+        sink = self._late_sink
+        if sink is None:
+            super()._late(line, count, what)
+            return
+        sink(self, line, count, what)
 
     def __repr__(self) -> str:
         return f"<SessionRecorder {self.session_id} chat={self.chat_id!r} {self.status}>"

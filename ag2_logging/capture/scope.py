@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future
 from contextvars import Token
+from decimal import Decimal
 from types import TracebackType
 from typing import Any
 
 from ag2_logging import signals
-from ag2_logging.capture import before_session, db_thread, heartbeat, runtime_log
+from ag2_logging.capture import before_session, db_thread, heartbeat, people, runtime_log, unattributed
 from ag2_logging.capture.context import bindings, current_session
 from ag2_logging.capture.counters import stats
 from ag2_logging.capture.recorder import SessionRecorder
@@ -57,6 +60,21 @@ def _json(obj: Any) -> str:
 # -- open / close ----------------------------------------------------------------------------
 
 
+def _parent_and_user(
+    parent_id: uuid.UUID | str | None, user_id: str | None
+) -> tuple[uuid.UUID | None, str | None]:
+    """The parent session (the one recording here unless given) and the user (the parent's
+    when it is the session recording here and none is given)."""
+    current = current_session.get()
+    if parent_id is None:
+        parent_id = current.session_id if current is not None else None
+    elif not isinstance(parent_id, uuid.UUID):
+        parent_id = uuid.UUID(str(parent_id))
+    if user_id is None and current is not None and current.session_id == parent_id:
+        user_id = current.user_id
+    return parent_id, user_id
+
+
 def open_session(
     chat_id: str | None = None,
     workflow_name: str | None = None,
@@ -64,18 +82,20 @@ def open_session(
     *,
     wait: bool = True,
     parent_id: uuid.UUID | str | None = None,
+    user: Any = None,
+    tags: Any = None,
+    metadata: Any = None,
 ) -> tuple[SessionRecorder, Future[None]] | None:
-    """Start recording a session (journal, runtime log line, Session row); None when disabled."""
+    """Start recording a session (journal, runtime log line, Session row); None when disabled.
+    ``user``, ``tags``, ``metadata``: see ``ag2_logging_session`` (a child gets its parent's user).
+    """
     settings = conf.resolved
     if not settings.enabled:
         return None
+    user_id, checked_tags, checked_metadata = people.checked(user, tags, metadata)
     for hook in before_session:
         hook()
-    if parent_id is None:
-        parent = current_session.get()
-        parent_id = parent.session_id if parent is not None else None
-    elif not isinstance(parent_id, uuid.UUID):
-        parent_id = uuid.UUID(str(parent_id))
+    parent_id, user_id = _parent_and_user(parent_id, user_id)
     recorder = SessionRecorder(
         settings=settings,
         chat_id=str(chat_id) if chat_id else uuid.uuid4().hex,
@@ -83,6 +103,10 @@ def open_session(
         enterprise_id=str(enterprise_id or ""),
         parent_id=parent_id,
         spill=spill_line,  # lines the disk refuses go to the database thread
+        late=unattributed.record_late,  # calls that arrive after the end: unattributed, warned once
+        user_id=user_id,
+        tags=checked_tags,
+        metadata=checked_metadata,
     )
     header = recorder.header()
     if price_overrides.is_stale():
@@ -118,8 +142,9 @@ def close_session(
         done: Future[None] = Future()
         done.set_result(None)
         return done
-    recorder.finish(status, redact_text(error)[:10_000])
+    recorder.finish(status, redact_text(error, recorder.totals.redactions)[:10_000])
     heartbeat.live.pop(recorder.session_id, None)
+    heartbeat.hand_over_ended()
     bindings.release(recorder)
     header = recorder.header()
     totals = recorder.totals.as_dict()
@@ -158,12 +183,54 @@ def close_session(
 
 
 def status_for(exc: BaseException | None) -> tuple[str, str]:
+    """``(status, error text)`` for a block that ended with ``exc`` (None: it returned).
+
+    ``completed``; ``cancelled`` for ``CancelledError``, ``KeyboardInterrupt`` and
+    ``GeneratorExit`` (a generator or stream closed before its last item); ``retried`` for
+    Celery's ``Retry`` (the attempt asked for another); ``failed`` for anything else.
+    """
     if exc is None:
         return "completed", ""
     text = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt):
+    if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | GeneratorExit):
         return "cancelled", text
+    if _is_celery_retry(exc):
+        return "retried", text
+    if getattr(exc, "session_status", None) == "blocked":  # budgets.BudgetExceeded
+        return "blocked", text
     return "failed", text
+
+
+def _is_celery_retry(exc: BaseException) -> bool:
+    # Only a process that imported Celery can raise its Retry: no import here (start-up cost).
+    exceptions = sys.modules.get("celery.exceptions")
+    retry = getattr(exceptions, "Retry", None) if exceptions is not None else None
+    return retry is not None and isinstance(exc, retry)
+
+
+def running(recorder: SessionRecorder | None) -> SessionRecorder | None:
+    """``recorder`` if its session is still recording, else None (ended, or none)."""
+    return recorder if recorder is not None and not recorder.ended else None
+
+
+#: ``finish(exc)``: ends a session handed over to work that runs in steps (None: completed).
+Finish = Callable[[BaseException | None], None]
+
+
+def _finisher(recorder: SessionRecorder, wait: bool) -> Finish:
+    def finish(exc: BaseException | None) -> None:
+        # A sync stream may end on an event loop's thread (ASGI): never block the loop there.
+        close_session(recorder, *status_for(exc), wait=wait and not _on_event_loop())
+
+    return finish
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 # -- public scope ----------------------------------------------------------------------------
@@ -187,9 +254,26 @@ class ag2_logging_session:
 
         with ag2_logging_session("c1", workflow_name="nightly", enterprise_id="acme"):
             user_proxy.initiate_chat(assistant, message="...")
+
+    ``user`` (a user object, or its primary key) is recorded as ``Session.user``; ``tags`` (a list
+    of up to ``capture.people.MAX_TAGS`` strings of up to ``MAX_TAG_LENGTH`` characters) and
+    ``metadata`` (a JSON object of up to ``MAX_METADATA_BYTES`` bytes, redacted before it is
+    written) describe the session in the reports. They are checked here: ``TypeError`` /
+    ``ValueError`` before anything is recorded.
     """
 
-    __slots__ = ("_recorder", "_token", "chat_id", "enterprise_id", "parent_id", "workflow_name")
+    __slots__ = (
+        "_recorder",
+        "_token",
+        "budget",
+        "chat_id",
+        "enterprise_id",
+        "metadata",
+        "parent_id",
+        "tags",
+        "user",
+        "workflow_name",
+    )
 
     def __init__(
         self,
@@ -198,19 +282,30 @@ class ag2_logging_session:
         enterprise_id: str | None = None,
         *,
         parent_id: uuid.UUID | str | None = None,
+        budget: Decimal | None = None,
+        user: Any = None,
+        tags: list[str] | tuple[str, ...] | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> None:
         self.chat_id = chat_id
         self.workflow_name = workflow_name
         self.enterprise_id = enterprise_id
         self.parent_id = parent_id
+        people.user_key(user)  # a wrong type raises here, not at the block's start
+        self.user = user
+        self.tags = people.check_tags(tags)
+        self.metadata = people.check_metadata(metadata)
+        #: A per-session cost limit in USD (``block``): see ``ag2_logging.budgets``.
+        self.budget = budget
         self._recorder: SessionRecorder | None = None
         self._token: Token[SessionRecorder | None] | None = None
 
     def __enter__(self) -> SessionRecorder | None:
-        opened = open_session(self.chat_id, self.workflow_name, self.enterprise_id, parent_id=self.parent_id)
+        opened = self._open(wait=True)
         if opened is None:
             return None
         self._recorder = opened[0]
+        self._recorder.budget_limit = self.budget
         self._token = current_session.set(self._recorder)
         return self._recorder
 
@@ -224,14 +319,19 @@ class ag2_logging_session:
         close_session(recorder, *status_for(exc))
 
     async def __aenter__(self) -> SessionRecorder | None:
-        opened = open_session(
-            self.chat_id, self.workflow_name, self.enterprise_id, wait=False, parent_id=self.parent_id
-        )
+        opened = self._open(wait=False)
         if opened is None:
             return None
         self._recorder, future = opened
+        self._recorder.budget_limit = self.budget
         self._token = current_session.set(self._recorder)
-        await asyncio.wrap_future(future)
+        try:
+            await asyncio.wrap_future(future)
+        except BaseException as exc:
+            # Cancelled while the row was being written: ``async with`` calls no __aexit__ when
+            # __aenter__ raises, so the session ends here (the row is still written).
+            await self.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
         return self._recorder
 
     async def __aexit__(
@@ -246,6 +346,44 @@ class ag2_logging_session:
             await asyncio.shield(asyncio.wrap_future(future))
         except asyncio.CancelledError:
             pass  # the row is still written by the database thread
+
+    def detached(self, *, wait: bool = True) -> tuple[SessionRecorder, Finish] | None:
+        """Open the session without binding it here: ``(recorder, finish)``, None when off.
+
+        For work that runs in steps (``streams.iterate``): the caller binds the recorder where
+        the work runs and calls ``finish(exc)`` once at its end (``exc`` None: completed).
+        ``wait=False`` on an event loop (the rows are written without blocking).
+        """
+        opened = self._open(wait=wait)
+        if opened is None:
+            return None
+        opened[0].budget_limit = self.budget
+        return opened[0], _finisher(opened[0], wait)
+
+    def hand_over(self, *, wait: bool = True) -> tuple[SessionRecorder, Finish] | None:
+        """Unbind the session this block entered and leave it open: ``(recorder, finish)``.
+
+        For a view that returns a streamed response: the body streams after the block, and
+        ``finish(exc)`` ends the session when it has. The block's own exit then does nothing.
+        None when no session was opened (logging off).
+        """
+        recorder, self._recorder = self._recorder, None
+        if recorder is None:
+            return None
+        self._reset()
+        return recorder, _finisher(recorder, wait)
+
+    def _open(self, *, wait: bool) -> tuple[SessionRecorder, Future[None]] | None:
+        return open_session(
+            self.chat_id,
+            self.workflow_name,
+            self.enterprise_id,
+            wait=wait,
+            parent_id=self.parent_id,
+            user=self.user,
+            tags=self.tags,
+            metadata=self.metadata,
+        )
 
     def _reset(self) -> None:
         token, self._token = self._token, None
@@ -270,11 +408,26 @@ class AG2RuntimeLogger:
         return conf.enabled
 
     def start_session(
-        self, chat_id: str | None = None, workflow_name: str | None = None, enterprise_id: str | None = None
+        self,
+        chat_id: str | None = None,
+        workflow_name: str | None = None,
+        enterprise_id: str | None = None,
+        *,
+        user: Any = None,
+        tags: list[str] | tuple[str, ...] | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> bool:
-        """Open a session in the current context; True when logging started. Never raises."""
+        """Open a session in the current context; True when logging started.
+
+        ``user``, ``tags`` and ``metadata`` as for ``ag2_logging_session``. Invalid ones raise
+        ``TypeError`` / ``ValueError`` (a caller's mistake); nothing else raises.
+        """
+        people.user_key(user)
+        tags, metadata = people.check_tags(tags), people.check_metadata(metadata)
         try:
-            opened = open_session(chat_id, workflow_name, enterprise_id)
+            opened = open_session(
+                chat_id, workflow_name, enterprise_id, user=user, tags=tags, metadata=metadata
+            )
         except Exception:
             stats.incr("hook_failures")
             logger.exception("ag2_logging could not start a session")
@@ -308,8 +461,8 @@ class AG2RuntimeLogger:
 
     @property
     def current_session_id(self) -> uuid.UUID | None:
-        recorder = current_session.get()
-        return recorder.session_id if recorder is not None else None
+        """The id of the session recording in this context (None outside one, or once it ended)."""
+        return current_session_id()
 
     def session_totals(self) -> dict[str, Any] | None:
         return session_totals()
@@ -321,7 +474,8 @@ _runtime_logger = AG2RuntimeLogger()
 def get_ag2_runtime_logger() -> AG2RuntimeLogger:
     """The process's runtime logger: the replaced system's API.
 
-    ``logger.start_session(chat_id, workflow_name, enterprise_id)`` returns True when a session
+    ``logger.start_session(chat_id, workflow_name, enterprise_id, user=..., tags=[...],
+    metadata={...})`` returns True when a session
     started (False with logging off, or when it could not; it never raises), and
     ``logger.stop_session(status="completed", error="")`` ends the session this context started.
     Prefer ``ag2_logging_session`` in new code: it also ends the session on an exception.
@@ -330,7 +484,7 @@ def get_ag2_runtime_logger() -> AG2RuntimeLogger:
 
 
 def session_totals() -> dict[str, Any] | None:
-    """Live totals of the current session, or None outside one (or with logging off).
+    """Live totals of the current session, or None outside one (or once it ended, or with logging off).
 
     A dict of ``events.SESSION_COUNTERS`` and ``events.PROCESS_COUNTERS``: counts of calls,
     errors, retries, unpriced calls, tokens (prompt, completion, cached, reasoning, total), tool
@@ -340,7 +494,7 @@ def session_totals() -> dict[str, Any] | None:
 
     Example: ``if (t := session_totals()) and Decimal(t["total_cost"]) > limit: ...``
     """
-    recorder = current_session.get()
+    recorder = running(current_session.get())
     if recorder is None:
         return None
     with recorder._lock:
@@ -364,7 +518,10 @@ def is_enabled() -> bool:
 
 
 def current_session_id() -> uuid.UUID | None:
-    recorder = current_session.get()
+    """The id of the session recording in this context, or None: outside any session, and in a
+    context that still names a session that has ended (a task or thread that outlived its block,
+    ``stop_session()`` called from another thread)."""
+    recorder = running(current_session.get())
     return recorder.session_id if recorder is not None else None
 
 

@@ -34,3 +34,9 @@ def install_integrations() -> None:
 
         if not classic.is_installed():
             classic.install()
+    if ag2_available():
+        # ag2 1.x: the hook on the OpenAI SDK's request boundary, so a call made inside a session
+        # by an agent without ``logging_middleware()`` is recorded too (idempotent).
+        from ag2_logging.integrations import ag2
+
+        ag2.install()

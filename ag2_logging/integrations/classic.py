@@ -27,12 +27,17 @@ from autogen import runtime_logging
 from autogen.logger.base_logger import BaseLogger
 
 from ag2_logging import pricing
+from ag2_logging.budgets import enforce as budgets
+from ag2_logging.budgets import hooks as budget_hooks
 from ag2_logging.capture.context import bindings, current_session, routed
 from ag2_logging.capture.counters import stats
 from ag2_logging.capture.recorder import BaseRecorder, SessionRecorder
 from ag2_logging.capture.unattributed import get_unattributed_recorder, warn_unattributed
 from ag2_logging.conf import conf
 from ag2_logging.events import LLMCallInput
+from ag2_logging.pricing.usage import NormalizedUsage, usage_from_report
+from ag2_logging.redaction.credentials import remember_from_client, remember_from_config
+from ag2_logging.serialize import as_received
 
 logger = logging.getLogger("ag2_logging.integrations.classic")
 
@@ -88,44 +93,49 @@ def _take_attempts(raw_client_id: int | None, since: datetime | None) -> int:
     return sum(1 for t in times if t >= cutoff)
 
 
-def _usage(response: Any) -> tuple[int, int, int, int]:
-    usage = getattr(response, "usage", None)
-    if usage is None:
-        return 0, 0, 0, 0
-    prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
-    completion = int(getattr(usage, "completion_tokens", 0) or 0)
-    cached = int(getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", 0) or 0)
-    reasoning = int(getattr(getattr(usage, "completion_tokens_details", None), "reasoning_tokens", 0) or 0)
-    return prompt, completion, cached, reasoning
+def _usage_fields(provider: str, response: Any, error: str, sent: _Sent | None = None) -> dict[str, Any]:
+    """``LLMCallInput``'s token fields for a reply: its ``usage`` read through the provider's row
+    of ``pricing.usage.USAGE_REPORTS`` (already in the app's convention), or ``usage_missing``
+    when a successful reply carried none (a failed call has no usage to miss). For a stream
+    (``sent``), the usage chunk the SDK received, not the usage AG2 rebuilt from it (prompt and
+    completion only, zeros when the stream carried none)."""
+    reported = sent.usage if sent is not None and sent.stream else getattr(response, "usage", None)
+    usage = None if error else usage_from_report(provider, reported)
+    tokens = usage or NormalizedUsage(0, 0)
+    return {
+        "prompt_tokens": tokens.prompt_tokens,
+        "completion_tokens": tokens.completion_tokens,
+        "cached_tokens": tokens.cached_tokens,
+        "reasoning_tokens": tokens.reasoning_tokens,
+        "cache_write_tokens": tokens.cache_write_tokens,
+        "usage_normalized": True,
+        "usage_missing": usage is None and not error,
+    }
+
+
+#: Top-level fields of a chat completion kept beside its choices (AG2's own attributes, such as
+#: ``cost`` and ``message_retrieval_function``, are left out: ``ag2_cost`` has the first).
+_RESPONSE_FIELDS = ("id", "object", "created", "model", "system_fingerprint", "service_tier", "usage")
 
 
 def _response_body(response: Any) -> Any:
-    """The parts of a ChatCompletion worth keeping: id, model, messages, finish reasons."""
+    """The reply as AG2 received it: each choice whole (its message with content, tool calls,
+    ``function_call``, refusal, audio, annotations... as the provider sent them, in the OpenAI
+    shape), the id, model and the provider's own usage object. Redacted by the recorder."""
     choices = getattr(response, "choices", None)
     if choices is None:
-        return response
-    out = []
-    for choice in choices:
-        message = getattr(choice, "message", None)
-        tool_calls = getattr(message, "tool_calls", None) or []
-        out.append(
-            {
-                "finish_reason": getattr(choice, "finish_reason", None),
-                "message": {
-                    "role": getattr(message, "role", None),
-                    "content": getattr(message, "content", None),
-                    "tool_calls": [
-                        {
-                            "id": getattr(call, "id", None),
-                            "name": getattr(getattr(call, "function", None), "name", None),
-                            "arguments": getattr(getattr(call, "function", None), "arguments", None),
-                        }
-                        for call in tool_calls
-                    ],
-                },
-            }
-        )
-    return {"id": getattr(response, "id", None), "model": getattr(response, "model", None), "choices": out}
+        return as_received(response)
+    body: dict[str, Any] = {}
+    for name in _RESPONSE_FIELDS:
+        value = getattr(response, name, None)
+        if value is not None:
+            # id, object, created, model...: already plain (as_received would walk them again).
+            body[name] = value if type(value) in _PLAIN else as_received(value)
+    body["choices"] = [as_received(choice) for choice in choices]
+    return body
+
+
+_PLAIN = frozenset({str, int, float, bool})
 
 
 class _ClientInfo:
@@ -168,6 +178,9 @@ class RoutingLogger(BaseLogger):
             bindings.bind(wrapper, recorder)
             for model_client in getattr(wrapper, "_clients", ()) or ():
                 bindings.bind(model_client, recorder)
+                raw = getattr(model_client, "_oai_client", None)
+                if raw is not None:  # the budgets' SDK hook finds the session by it
+                    bindings.bind(raw, recorder)
 
     def _route(self, source: Any, *keys: int) -> SessionRecorder | None:
         recorder = current_session.get()
@@ -204,9 +217,14 @@ class RoutingLogger(BaseLogger):
                     config_list = getattr(wrapper, "_config_list", None) or []
                     if index < len(config_list):
                         api_type = config_list[index].get("api_type")
+                        # A wrapper built before the logger was installed was never reported.
+                        remember_from_config(config_list[index])
                     raw = getattr(model_client, "_oai_client", None) or getattr(model_client, "client", None)
                     if raw is not None:
                         raw_id = id(raw)
+                        remember_from_client(raw)
+                        # The URL the SDK really calls (OPENAI_BASE_URL, a client AG2 built),
+                        # not only the config's base_url.
                         base_url = str(getattr(raw, "base_url", "") or "") or None
                     break
         provider = pricing.detect_provider(
@@ -246,8 +264,8 @@ class RoutingLogger(BaseLogger):
             info = self._client_info(source, client_id, wrapper_id, request)
             started_at = _parse_ts(start_time)
             attempts = _take_attempts(info.raw_client_id, started_at)
+            sent = _take_sent(info.raw_client_id)
             error = response if isinstance(response, str) else ""
-            prompt, completion, cached, reasoning = _usage(response) if not error else (0, 0, 0, 0)
             model = str(getattr(response, "model", None) or request.get("model") or "")
             # What the recorder logs here (an unknown model, say) carries the session's context
             # even on an AG2 executor thread, where the ContextVar is not set.
@@ -257,10 +275,7 @@ class RoutingLogger(BaseLogger):
                     agent_name=_agent_name(source),
                     provider=info.provider,
                     model=model,
-                    prompt_tokens=prompt,
-                    completion_tokens=completion,
-                    cached_tokens=cached,
-                    reasoning_tokens=reasoning,
+                    **_usage_fields(info.provider, response, error, sent),
                     ag2_cost=cost,
                     is_cached=bool(is_cached),
                     error=error,
@@ -280,10 +295,58 @@ class RoutingLogger(BaseLogger):
         finally:
             routed.recorder = None
 
+    def record_unlogged(
+        self, wrapper: Any, agent: Any, calls: list[_Sent], exc: BaseException | None
+    ) -> None:
+        """Record the requests the OpenAI SDK sent inside one ``OpenAIWrapper.create`` that AG2
+        never passed to ``log_chat_completion``: one error row each (a timeout, a stream cut off,
+        a reply AG2 could not rebuild), with the SDK's own exception, else AG2's (``exc``)."""
+        for sent in calls:
+            try:
+                self._record_unlogged(wrapper, agent, sent, exc)
+            except Exception:
+                stats.incr("hook_failures")
+                logger.exception("ag2_logging failed to record a failed LLM request")
+            finally:
+                routed.recorder = None
+
+    def _record_unlogged(self, wrapper: Any, agent: Any, sent: _Sent, exc: BaseException | None) -> None:
+        client_id = next(
+            (id(c) for c in getattr(wrapper, "_clients", ()) or () if _raw_id(c) == sent.raw_client_id), 0
+        )
+        recorder: BaseRecorder | None = self._route(agent, id(wrapper), client_id)
+        if recorder is None:
+            warn_unattributed("an LLM call")
+            recorder = get_unattributed_recorder()
+        request = dict(sent.request or {})
+        info = self._client_info(agent, client_id, id(wrapper), request)
+        failure = sent.error or exc
+        error = f"{type(failure).__name__}: {failure}" if failure is not None else "no reply reached AG2"
+        stats.incr("unlogged_llm_requests")
+        routed.recorder = recorder if isinstance(recorder, SessionRecorder) else None
+        recorder.record(
+            LLMCallInput(
+                agent_name=_agent_name(agent) if agent is not None else "",
+                provider=info.provider,
+                model=str(request.get("model") or ""),
+                prompt_tokens=0,
+                completion_tokens=0,
+                usage_normalized=True,
+                error=error,
+                started_at=sent.started_at,
+                ended_at=sent.ended_at or datetime.now(UTC),
+                invocation_id=str(uuid.uuid4()),
+                retries=max(0, _take_attempts(info.raw_client_id, sent.started_at) - 1),
+                request=request,
+                generation=GENERATION,
+            )
+        )
+
     def log_new_agent(self, agent: Any, init_args: dict[str, Any]) -> None:
         try:
             if not conf.resolved.enabled:
                 return  # switched off after install (tests, override_settings)
+            remember_from_config(init_args.get("llm_config"))  # so an echoed api key is scrubbed
             recorder = current_session.get()
             if recorder is None:
                 return
@@ -319,6 +382,7 @@ class RoutingLogger(BaseLogger):
                 self._wrappers[id(wrapper)] = weakref.ref(wrapper, self._forget_wrapper(id(wrapper)))
             except TypeError:
                 pass
+            remember_from_config({k: v for k, v in init_args.items() if k != "self"})
             recorder = current_session.get()
             if recorder is None:
                 return
@@ -343,6 +407,8 @@ class RoutingLogger(BaseLogger):
             if not conf.resolved.enabled:
                 return  # switched off after install (tests, override_settings)
             self._hook_retries(client)
+            remember_from_client(client)  # api_key, default headers, base URL secrets
+            remember_from_config(init_args)
             recorder = current_session.get()
             if recorder is None:
                 return
@@ -393,6 +459,194 @@ class RoutingLogger(BaseLogger):
             logger.exception("ag2_logging failed to record a tool call")
 
 
+# -- budgets: a hook before every request the OpenAI SDK sends ------------------------------------
+#
+# Classic AG2 calls the OpenAI SDK (openai<3) synchronously, and every request goes through
+# ``SyncAPIClient.request``: the budgets' check runs there, before the request is sent, and the
+# call's reservation is settled to its real cost (or released) when the SDK returns, a stream's
+# when it ends (``budgets.hooks``).
+
+_LLM_PATHS = ("/chat/completions", "/responses", "/completions")
+_sdk_originals: dict[str, Any] = {}
+
+
+def _budget_check(client: Any, options: Any) -> budgets.Reservation | None:
+    url = str(getattr(options, "url", "") or "")
+    session = current_session.get() or bindings.lookup(client)
+    if not url.endswith(_LLM_PATHS) or not conf.resolved.enabled or budgets.idle(session):
+        return None
+    body = getattr(options, "json_data", None)
+    model = str(body.get("model") or "") if isinstance(body, dict) else ""
+    provider = pricing.detect_provider(
+        base_url=str(getattr(client, "base_url", "") or ""),
+        model=model,
+        base_url_map=conf.resolved.provider_base_urls,
+    )
+    return budgets.run_off_loop(budgets.check, session, provider, model, body)
+
+
+def _wrap_sdk_request(original: Any) -> Any:
+    def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
+        reservation = _budget_check(self, options)  # raises BudgetExceeded: the call is not sent
+        if reservation is None:
+            return original(self, cast_to, options, *args, **kwargs)
+        return budget_hooks.sent(
+            reservation,
+            lambda: original(self, cast_to, options, *args, **kwargs),
+            stream=bool(kwargs.get("stream")),
+        )
+
+    return request
+
+
+def _install_budget_hook() -> None:
+    """Wrap ``openai._base_client.SyncAPIClient.request`` (once; no-op without the SDK)."""
+    if _sdk_originals:
+        return
+    try:
+        import importlib
+
+        base = importlib.import_module("openai._base_client").SyncAPIClient
+        original = base.request
+    except (ImportError, AttributeError):
+        logger.warning("ag2_logging: the OpenAI SDK has no request boundary: budgets are not enforced")
+        return
+    _sdk_originals["request"] = original
+    base.request = _wrap_sdk_request(original)
+    budgets.install()
+
+
+# -- what the OpenAI SDK really sent and received ---------------------------------------------------
+#
+# AG2 classic rebuilds a streamed reply's usage from its prompt and completion tokens only (zeros
+# when the stream carried no usage chunk), and raises without a logger call when a request fails
+# other than with an APIError (a timeout, a stream cut off, a reply it cannot rebuild). So each
+# request the SDK sends inside ``OpenAIWrapper.create`` is noted on this thread (``_Sent``), with a
+# stream's last usage chunk; ``log_chat_completion`` takes its own, and ``create`` records those
+# left over as error rows.
+
+
+class _Sent:
+    """One LLM request the SDK sent inside ``OpenAIWrapper.create`` on this thread."""
+
+    __slots__ = ("ended_at", "error", "raw_client_id", "request", "started_at", "stream", "usage")
+
+    def __init__(self, raw_client_id: int, stream: bool, request: dict[str, Any] | None) -> None:
+        self.raw_client_id = raw_client_id
+        self.stream = stream
+        self.request = request
+        self.started_at = datetime.now(UTC)
+        self.ended_at: datetime | None = None
+        self.usage: Any = None  # a stream's usage chunk's, None if none came
+        self.error: BaseException | None = None
+
+
+# ``.calls``: the requests of the ``OpenAIWrapper.create`` running on this thread (None outside).
+_sent = threading.local()
+_watch_originals: dict[str, Any] = {}
+
+
+def _raw_id(model_client: Any) -> int | None:
+    raw = getattr(model_client, "_oai_client", None) or getattr(model_client, "client", None)
+    return id(raw) if raw is not None else None
+
+
+def _take_sent(raw_client_id: int | None) -> _Sent | None:
+    """The latest request of this thread's ``create`` to the SDK client ``raw_client_id``."""
+    calls: list[_Sent] | None = getattr(_sent, "calls", None)
+    for index in range(len(calls or ()) - 1, -1, -1):
+        if calls is not None and calls[index].raw_client_id == raw_client_id:
+            return calls.pop(index)
+    return None
+
+
+def _note_sent(client: Any, options: Any, stream: bool) -> _Sent | None:
+    calls: list[_Sent] | None = getattr(_sent, "calls", None)
+    url = str(getattr(options, "url", "") or "")
+    if calls is None or not url.endswith(_LLM_PATHS) or not conf.resolved.enabled:
+        return None
+    body = getattr(options, "json_data", None)
+    sent = _Sent(id(client), stream, body if isinstance(body, dict) else None)
+    calls.append(sent)
+    return sent
+
+
+def _watched_chunks(chunks: Any, sent: _Sent) -> Any:
+    """A stream's chunks, unchanged; the last usage chunk and an error noted on ``sent``."""
+    try:
+        for chunk in chunks:
+            if getattr(chunk, "usage", None) is not None:
+                sent.usage = chunk.usage
+            yield chunk
+    except BaseException as exc:
+        sent.error = exc
+        raise
+    finally:
+        sent.ended_at = datetime.now(UTC)
+
+
+def _watch_sdk_request(original: Any) -> Any:
+    def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            sent = _note_sent(self, options, bool(kwargs.get("stream")))
+        except Exception:
+            stats.incr("hook_failures")
+            logger.exception("ag2_logging failed to watch an OpenAI SDK request")
+            sent = None
+        if sent is None:
+            return original(self, cast_to, options, *args, **kwargs)
+        try:
+            result = original(self, cast_to, options, *args, **kwargs)
+        except BaseException as exc:
+            sent.error, sent.ended_at = exc, datetime.now(UTC)
+            raise
+        if sent.stream and hasattr(result, "_iterator"):
+            result._iterator = _watched_chunks(result._iterator, sent)
+        else:
+            sent.ended_at = datetime.now(UTC)
+        return result
+
+    return request
+
+
+def _watch_create(original: Any) -> Any:
+    def create(self: Any, **config: Any) -> Any:
+        outer = getattr(_sent, "calls", None)
+        calls: list[_Sent] = []
+        _sent.calls = calls
+        failure: BaseException | None = None
+        try:
+            return original(self, **config)
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            _sent.calls = outer
+            if calls and _logger is not None:  # requests AG2 never logged
+                _logger.record_unlogged(self, config.get("agent"), calls, failure)
+
+    return create
+
+
+def _install_sdk_watch() -> None:
+    """Wrap ``SyncAPIClient.request`` and ``OpenAIWrapper.create`` (once; before the budgets'
+    hook, so a request the budgets refuse is never sent, hence never noted)."""
+    if _watch_originals:
+        return
+    try:
+        import importlib
+
+        base = importlib.import_module("openai._base_client").SyncAPIClient
+        wrapper_cls = importlib.import_module("autogen.oai.client").OpenAIWrapper
+        request, create = base.request, wrapper_cls.create
+    except (ImportError, AttributeError):
+        logger.warning("ag2_logging: the OpenAI SDK has no request boundary: streamed usage is AG2's")
+        return
+    _watch_originals.update(request=request, create=create)
+    base.request = _watch_sdk_request(request)
+    wrapper_cls.create = _watch_create(create)
+
+
 _logger: RoutingLogger | None = None
 _install_lock = threading.Lock()
 
@@ -417,6 +671,8 @@ def install() -> RoutingLogger:
         if _logger is None:
             _logger = RoutingLogger()
         runtime_logging.start(logger=_logger)
+        _install_sdk_watch()
+        _install_budget_hook()
         return _logger
 
 

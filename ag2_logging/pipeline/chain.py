@@ -22,17 +22,18 @@ import datetime as dt
 import logging
 import os
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from django.db.models import F, Q
+from django.db.models import Count, F, Max, Min, Q
 
 from ag2_logging.conf import conf
-from ag2_logging.models import Session
+from ag2_logging.models import Session, SpilledEvent
 from ag2_logging.pipeline import store
 from ag2_logging.pipeline.store import JournalUnavailable
 
@@ -103,7 +104,10 @@ def local_journal(session: Session) -> Path | None:
     if not session.journal_path:
         return None
     path = Path(session.journal_path)
-    return path if path.is_file() else None
+    try:
+        return path if path.is_file() else None
+    except OSError:  # a directory on the way this user may not search
+        return None
 
 
 def _written_here(session: Session) -> bool:
@@ -140,22 +144,66 @@ def _where(session: Session) -> str:
     )
 
 
+#: How a journal's first and last lines begin (the recorder writes ``type`` first).
+_START_LINE = '{"type":"session_start"'
+_END_LINE = '{"type":"session_end"'
+
+
+def spilled_whole(session: Session) -> bool:
+    """True when the session's journal lines are all in the database (``SpilledEvent``) and no
+    file holds any of them: the journal could not be created (its directory unwritable, under
+    ``/proc``, a path through a regular file) or the disk refused it from its first line on.
+
+    Asked only when no journal file or published copy can be read here. The header line must be
+    among the spilled lines. On the writer's host a missing file then never held a line; on
+    another host the spilled lines must also run without a gap from the header to the closing
+    line (a line numbered in between might be in a file only the writer's host has).
+    """
+    rows = SpilledEvent.objects.filter(session_id=session.pk)
+    if not rows.filter(line__startswith=_START_LINE).exists():
+        return False
+    if _written_here(session):
+        return True
+    if not rows.filter(line__startswith=_END_LINE).exists():
+        return False
+    seqs = rows.aggregate(n=Count("seq", distinct=True), lo=Min("seq"), hi=Max("seq"))
+    return bool(seqs["n"]) and seqs["n"] == seqs["hi"] - seqs["lo"] + 1
+
+
+def _unavailable(session: Session) -> str:
+    """Why the session's journal cannot be read here, and what to do about it."""
+    if _written_here(session):
+        # Its own host: publishing could not have helped; the file is gone (or never was).
+        return (
+            f"journal {session.journal_path or '(none)'} of session {session.pk} is missing on "
+            f"{conf.resolved.host_name!r}, the host that wrote it, and its lines are not in the "
+            "database either (the journal was removed, or its header was never spilled)"
+        )
+    hint = (
+        "and it was not published: set AG2_LOGGING['JOURNAL_STORAGE'] on every host"
+        if store.storage() is None
+        else "and it has not been published yet"
+    )
+    return f"{_where(session)} {hint}"
+
+
 @contextmanager
-def readable_journal(session: Session) -> Iterator[Path]:
-    """The journal to ingest: the local file, else a local copy of the published one."""
+def readable_journal(session: Session) -> Iterator[Path | None]:
+    """The journal to ingest: the local file, else a local copy of the published one, else None
+    when every line of it is in the database (``spilled_whole``). Raises ``JournalUnavailable``
+    when none of these holds."""
     path = local_journal(session)
     if path is not None:
         yield path
         return
-    if not session.journal_storage_name:
-        hint = (
-            "and it was not published: set AG2_LOGGING['JOURNAL_STORAGE'] on every host"
-            if store.storage() is None
-            else "and it has not been published yet"
-        )
-        raise JournalUnavailable(f"{_where(session)} {hint}")
-    with store.local_copy(session.journal_storage_name) as copy:
-        yield copy
+    if session.journal_storage_name:
+        with store.local_copy(session.journal_storage_name) as copy:
+            yield copy
+        return
+    if spilled_whole(session):
+        yield None
+        return
+    raise JournalUnavailable(_unavailable(session))
 
 
 def ingest_step(
@@ -166,7 +214,12 @@ def ingest_step(
     if session.ingested_at is not None and not force:
         return None
     with readable_journal(session) as path:
-        result = ingest_journal(path, unfinished_status=unfinished_status, expected_session_id=session.pk)
+        result = ingest_journal(
+            path if path is not None else Path(session.journal_path or f"{session.pk}.jsonl"),
+            unfinished_status=unfinished_status,
+            expected_session_id=session.pk,
+            spilled_only=path is None,
+        )
     return {
         "llm_calls": result.llm_calls,
         "agent_events": result.agent_events,
@@ -202,48 +255,144 @@ def process_session(
     """
     key = session_id if isinstance(session_id, uuid.UUID) else uuid.UUID(str(session_id))
     result = ChainResult(session_id=str(key))
-    if not Session.objects.filter(pk=key).exists():
-        result.skipped = "unknown session"
-        return result
     with lease(key) as owner:
         if owner is None:
-            result.skipped = "leased by another chain"
+            # The lease's UPDATE found no free row: no row at all, or another chain's.
+            exists = Session.objects.filter(pk=key).exists()
+            result.skipped = "leased by another chain" if exists else "unknown session"
             return result
         _run_steps(key, until, unfinished_status, result, owner)
+    if "summarize" in result.ran:
+        # Outside the lease, so a slow collector never holds the session's row. A no-op while
+        # AG2_LOGGING["OTEL"] is off; never raises (a failed export waits for the next one).
+        from ag2_logging.export import after_summarize
+
+        after_summarize(key)
     return result
 
 
 def _run_steps(
     key: uuid.UUID, until: str, unfinished_status: str | None, result: ChainResult, owner: str
-) -> None:
+) -> Session:
+    """The steps up to ``until``; the row is read again only after a step that changed it, and
+    the lease renewed once a quarter of it has passed. Returns the row as the last step left it."""
     from ag2_logging.pipeline.ingest import JournalRefused
 
+    session = _fresh(key)
+    leased_at = time.monotonic()
     for step in STEPS[: STEPS.index(until) + 1]:
-        session = _fresh(key)
-        _take_lease(key, owner)  # renewed between steps
+        if time.monotonic() - leased_at > LEASE_SECONDS / 4:
+            _take_lease(key, owner)
+            leased_at = time.monotonic()
         try:
-            if step == "sanitize":
-                did = sanitize_step(session)
-            elif step == "publish":
-                did = publish_step(session)
-            elif step == "ingest":
-                result.ingest = ingest_step(session, unfinished_status=unfinished_status)
-                did = result.ingest is not None
-            else:
-                did = summarize_step(session)
+            did = _step(step, session, unfinished_status, result)
         except JournalUnavailable as exc:
             record_attempt(key, str(exc))
             raise
         except JournalRefused as exc:
             mark_failed(key, f"journal refused: {exc}")
             logger.error("ag2_logging refused the journal of session %s: %s", key, exc)
-            return
+            return session
         if did:
             result.ran.append(step)
-    if "ingest" in STEPS[: STEPS.index(until) + 1]:
-        Session.objects.filter(pk=key).exclude(pipeline_error="").update(
-            pipeline_error="", pipeline_failed_at=None
-        )
+            session = _fresh(key)
+    if "ingest" in STEPS[: STEPS.index(until) + 1] and session.pipeline_error:
+        _clear_error(key)
+    return session
+
+
+def _clear_error(key: uuid.UUID) -> None:
+    """The session's journal was ingested: an earlier attempt's error no longer stands."""
+    Session.objects.filter(pk=key).exclude(pipeline_error="").update(
+        pipeline_error="", pipeline_failed_at=None
+    )
+
+
+def _step(step: str, session: Session, unfinished_status: str | None, result: ChainResult) -> bool:
+    """Run one step; True when it did work (and so changed the session's row)."""
+    if step == "sanitize":
+        return sanitize_step(session)
+    if step == "publish":
+        return publish_step(session)
+    if step == "ingest":
+        result.ingest = ingest_step(session, unfinished_status=unfinished_status)
+        return result.ingest is not None
+    return summarize_step(session)
+
+
+# -- several sessions at once ---------------------------------------------------------------
+
+
+def process_sessions(
+    session_ids: Sequence[uuid.UUID | str], *, unfinished_status: str | None = None
+) -> list[uuid.UUID]:
+    """Run the whole chains of several ended sessions, their ingests together in batches
+    (``ingest.ingest_journals``: one transaction, one COPY per table); returns the sessions
+    whose chain this call ran to the end (summarized).
+
+    Each session keeps its own lease, sanitize, publish and summarize. A session this call does
+    not finish (leased by another chain, no journal on this host, already ingested, or any
+    failure of its own: refused journal, unreadable file, database error) is left as it was for
+    ``process_session`` alone, which does what is left and records its failure its own way.
+    ``unfinished_status`` is ``process_session``'s (recovery: ``"interrupted"``).
+    """
+    keys = list(dict.fromkeys(k if isinstance(k, uuid.UUID) else uuid.UUID(str(k)) for k in session_ids))
+    owners: dict[uuid.UUID, str] = {}
+    done: list[uuid.UUID] = []
+    try:
+        for key in keys:
+            owner = _owner()
+            if _take_lease(key, owner):
+                owners[key] = owner
+        with_error: set[uuid.UUID] = set()
+        journals = _prepare_all(owners, with_error)
+        for key in _ingest_all(journals, with_error, unfinished_status):
+            if summarize_step(_fresh(key)):
+                done.append(key)
+    finally:
+        for key, owner in owners.items():
+            Session.objects.filter(pk=key, lease_owner=owner).update(lease_owner="", lease_until=None)
+    from ag2_logging.export import after_summarize  # outside the leases, as process_session does
+
+    for key in done:
+        after_summarize(key)
+    return done
+
+
+def _prepare_all(owners: dict[uuid.UUID, str], _with_error: set[uuid.UUID]) -> dict[uuid.UUID, Path]:
+    """Sanitize and publish each leased session; the local journals of those left to ingest
+    (those with an earlier attempt's error added to ``_with_error``)."""
+    journals: dict[uuid.UUID, Path] = {}
+    for key, owner in owners.items():
+        try:
+            session = _run_steps(key, "publish", None, ChainResult(session_id=str(key)), owner)
+        except Exception:  # left for process_session alone, which reports it
+            logger.debug("ag2_logging: session %s left out of a batch", key, exc_info=True)
+            continue
+        path = local_journal(session)
+        if session.ingested_at is None and session.pipeline_failed_at is None and path is not None:
+            journals[key] = path
+            if session.pipeline_error:
+                _with_error.add(key)
+    return journals
+
+
+def _ingest_all(
+    journals: dict[uuid.UUID, Path], with_error: set[uuid.UUID], unfinished_status: str | None
+) -> list[uuid.UUID]:
+    """Ingest the journals together; the sessions ingested (errors of earlier attempts cleared)."""
+    from ag2_logging.pipeline.ingest import IngestResult, ingest_journals
+
+    if not journals:
+        return []
+    keys = list(journals)
+    results = ingest_journals(
+        [journals[key] for key in keys], unfinished_status=unfinished_status, expected_session_ids=keys
+    )
+    ingested = [key for key, result in zip(keys, results, strict=True) if isinstance(result, IngestResult)]
+    for key in with_error.intersection(ingested):
+        _clear_error(key)
+    return ingested
 
 
 def record_attempt(session_id: uuid.UUID | str, reason: str) -> None:

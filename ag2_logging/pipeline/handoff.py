@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import heapq
 import itertools
 import logging
@@ -64,10 +65,24 @@ class _Runner:
                 now = time.monotonic()
                 if self._heap and self._heap[0][0] <= now:
                     self._busy = True
-                    return heapq.heappop(self._heap)[2]
+                    job = heapq.heappop(self._heap)[2]
+                    return self._with_due_chains(job, now) if isinstance(job, _Ended) else job
                 self._busy = False
                 self._cond.notify_all()
                 self._cond.wait(None if not self._heap else self._heap[0][0] - now)
+
+    def _with_due_chains(self, first: _Ended, now: float) -> Callable[[], None]:
+        """``first`` and the other ended sessions already due (up to ``CHAIN_BATCH``), as one job
+        that runs their chains together (lock held)."""
+        due = [entry for entry in self._heap if entry[0] <= now and isinstance(entry[2], _Ended)]
+        if not due:
+            return first
+        taken = sorted(due)[: CHAIN_BATCH - 1]
+        picked = {id(entry) for entry in taken}
+        self._heap = [entry for entry in self._heap if id(entry) not in picked]
+        heapq.heapify(self._heap)
+        ids = [first.session_id] + [entry[2].session_id for entry in taken]  # type: ignore[attr-defined]
+        return functools.partial(_inline_many, ids)
 
     def _loop(self) -> None:
         from django.db import close_old_connections
@@ -153,10 +168,12 @@ atexit.register(_drain_at_exit)
 
 def persist_start(header: dict[str, Any]) -> None:
     from ag2_logging.models import Session
+    from ag2_logging.pipeline import people
 
     Session.objects.get_or_create(
         id=uuid.UUID(header["session_id"]),
         defaults={
+            **people.start_fields(header),
             "chat_id": header["chat_id"],
             "workflow_name": header["workflow_name"],
             "enterprise_id": header["enterprise_id"],
@@ -242,7 +259,43 @@ def session_ended(session_id: uuid.UUID | str) -> None:
             return
         _runner.submit(lambda: _local_then_enqueue(session_id))
         return
-    _runner.submit(lambda: _inline(session_id, attempt=1))
+    _runner.submit(_Ended(session_id), delay=CHAIN_DEBOUNCE_SECONDS)
+
+
+#: Ended sessions whose chains run together at most (one ingest transaction, one COPY per table).
+CHAIN_BATCH = 32
+#: A session's chain starts this long after its end, so sessions ending close together (a busy
+#: web process) are ingested as one batch and the pipeline thread wakes once for all of them.
+CHAIN_DEBOUNCE_SECONDS = 0.05
+
+
+class _Ended:
+    """The first run of an ended session's chain (inline): ``_Runner`` takes such jobs that are
+    due at the same time together (``_inline_many``)."""
+
+    __slots__ = ("session_id",)
+
+    def __init__(self, session_id: uuid.UUID | str) -> None:
+        self.session_id = session_id
+
+    def __call__(self) -> None:
+        _inline(self.session_id, attempt=1)
+
+
+def _inline_many(session_ids: list[uuid.UUID | str]) -> None:
+    """The chains of several ended sessions: together (``chain.process_sessions``), then each
+    one that did not finish on its own with ``_inline`` (its retries and failures its own)."""
+    from ag2_logging.pipeline.chain import process_sessions
+
+    try:
+        done = set(process_sessions(session_ids))
+    except Exception:  # the database, most likely: each chain again, with its own retries
+        logger.debug("ag2_logging: a batch of %d chains failed", len(session_ids), exc_info=True)
+        done = set()
+    stats["chains"] += len(done)
+    for session_id in session_ids:
+        if uuid.UUID(str(session_id)) not in done:
+            _inline(session_id, attempt=1)
 
 
 def _inline(session_id: uuid.UUID | str, attempt: int, busy_waits: int = 0) -> None:

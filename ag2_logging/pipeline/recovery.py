@@ -32,7 +32,7 @@ from django.db.models import Q
 from ag2_logging.conf import conf
 from ag2_logging.models import Session
 from ag2_logging.pipeline import rollups, sanitize
-from ag2_logging.pipeline.chain import ChainResult, mark_failed, process_session
+from ag2_logging.pipeline.chain import ChainResult, mark_failed, process_session, process_sessions
 from ag2_logging.pipeline.ingest import ingest_journal, journal_header
 from ag2_logging.pipeline.store import JournalUnavailable
 
@@ -132,13 +132,15 @@ def recover_sessions(
 
 def _recover_unfinished(scope: Any, stale_before: dt.datetime, result: RecoveryResult) -> set[uuid.UUID]:
     """1. Running sessions whose process is gone or silent; returns their ids."""
-    handled: set[uuid.UUID] = set()
-    for session in scope.filter(status=Session.Status.RUNNING):
-        last_seen = session.last_heartbeat_at or session.started_at
-        if _writer_gone(session.host, session.pid, last_seen, stale_before):
-            _recover_one(session, result, interrupted=True)
-            handled.add(session.pk)
-    return handled
+    gone = [
+        session
+        for session in scope.filter(status=Session.Status.RUNNING)
+        if _writer_gone(
+            session.host, session.pid, session.last_heartbeat_at or session.started_at, stale_before
+        )
+    ]
+    _recover_many(gone, result, interrupted=True)
+    return {session.pk for session in gone}
 
 
 def _recover_not_ingested(
@@ -152,8 +154,7 @@ def _recover_not_ingested(
     )
     if ended_before is not None:
         unfinished = unfinished.filter(ended_at__lt=ended_before)
-    for session in unfinished:
-        _recover_one(session, result, interrupted=False)
+    _recover_many(list(unfinished), result, interrupted=False)
 
 
 def _sanitize_left(scope: Any, result: RecoveryResult) -> None:
@@ -237,13 +238,53 @@ def _is_uuid(text: str) -> bool:
     return True
 
 
-def _recover_one(session: Session, result: RecoveryResult, *, interrupted: bool) -> None:
+#: Sessions whose chains ``_recover_many`` runs together (``chain.process_sessions``).
+RECOVERY_BATCH = 64
+
+
+def _recover_many(sessions: list[Session], result: RecoveryResult, *, interrupted: bool) -> None:
+    """The chains of ``sessions``, their ingests batched (``chain.process_sessions``); each one
+    the batch did not finish then runs alone (``_recover_one``), with its own failure handling."""
+    status = Session.Status.INTERRUPTED if interrupted else None
+    for start in range(0, len(sessions), RECOVERY_BATCH):
+        chunk = sessions[start : start + RECOVERY_BATCH]
+        done: set[uuid.UUID] = set()
+        if len(chunk) > 1:
+            try:
+                done = set(process_sessions([s.pk for s in chunk], unfinished_status=status))
+            except Exception:  # each chain again on its own, where its failure is its own
+                logger.debug("ag2_logging: a recovery batch of %d chains failed", len(chunk), exc_info=True)
+        after = {
+            row[0]: row[1:]
+            for row in Session.objects.filter(pk__in=[s.pk for s in chunk]).values_list(
+                "pk", "sanitized_at", "ingested_at"
+            )
+        }
+        for session in chunk:
+            sanitized_at, ingested_at = after.get(session.pk, (None, None))
+            ran = {
+                "sanitize": session.sanitized_at is None and sanitized_at is not None,
+                "ingest": session.ingested_at is None and ingested_at is not None,
+            }
+            if session.pk in done:
+                result.sanitized += ran["sanitize"]
+                result.summarized += 1
+                (result.interrupted if interrupted else result.ingested).append(str(session.pk))
+            else:
+                _recover_one(session, result, interrupted=interrupted, ran=ran)
+
+
+def _recover_one(
+    session: Session, result: RecoveryResult, *, interrupted: bool, ran: dict[str, bool] | None = None
+) -> None:
+    """One session's chain; ``ran``: steps a batch already did for it (counted here too)."""
+    ran = ran or {}
     outcome = _run_chain(session.pk, result, interrupted=interrupted)
     if outcome is None:
         return
-    result.sanitized += "sanitize" in outcome.ran
+    result.sanitized += "sanitize" in outcome.ran or ran.get("sanitize", False)
     result.summarized += "summarize" in outcome.ran
-    if "ingest" not in outcome.ran:
+    if "ingest" not in outcome.ran and not ran.get("ingest"):
         return
     (result.interrupted if interrupted else result.ingested).append(str(session.pk))
 

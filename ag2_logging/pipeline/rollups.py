@@ -9,6 +9,9 @@ Unattributed calls (no session) have no enterprise or workflow and are not rolle
 ``ModelDayRollup`` is kept alongside, in the same transactions: per (day, enterprise, workflow,
 model, provider), the sessions that used the model (each once, on the day of its first call to
 it) and a latency histogram, merged under a lock on the rollup row.
+
+``UserDayRollup`` and ``TagDayRollup`` (the same figures per user, per tag) are kept in the same
+transactions too: see :mod:`ag2_logging.pipeline.people_rollups`.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import Coalesce, TruncDate
 
 from ag2_logging.models import DailyRollup, LLMCall, ModelDayRollup, Session
+from ag2_logging.pipeline import people_rollups
 from ag2_logging.querysets import ROLLUP_SUMS, empty_latency_buckets, latency_bucket
 
 logger = logging.getLogger("ag2_logging.rollups")
@@ -48,7 +52,9 @@ def key_order(item: tuple[tuple[Any, ...], Any]) -> tuple[Any, ...]:
     return (key[0] or dt.date.min, *key[1:])
 
 
-def _grouped(calls: Any, *, with_session_fields: bool) -> Any:
+def _grouped(calls: Any, *, with_session_fields: bool, extra: dict[str, Any] | None = None) -> Any:
+    """The calls' summed figures per (day, model, agent, provider), and per the session's
+    enterprise and workflow (``with_session_fields``) and the ``extra`` annotations' values."""
     day = _day()
     values = ["day", "model", "agent_name", "provider"]
     annotations: dict[str, Any] = {"day": day}
@@ -56,6 +62,9 @@ def _grouped(calls: Any, *, with_session_fields: bool) -> Any:
         annotations["enterprise"] = F("session__enterprise_id")
         annotations["workflow"] = F("session__workflow_name")
         values += ["enterprise", "workflow"]
+    if extra:
+        annotations.update(extra)
+        values += list(extra)
     return (
         calls.annotate(**annotations)
         .values(*values)
@@ -93,11 +102,12 @@ def adjust_rollup(key: dict[str, Any], cost_delta: Decimal, unpriced_delta: int)
         logger.warning("ag2_logging: no rollup row %s for a summarized session's calls", key)
 
 
-def add_to_rollups(key: dict[str, Any], numbers: dict[str, Any]) -> None:
-    """Add ``numbers`` to the rollup row of ``key`` (created when missing), race-free."""
-    rollup, created = DailyRollup.objects.get_or_create(**key, defaults=numbers)
+def add_to_rollups(key: dict[str, Any], numbers: dict[str, Any], model: Any = DailyRollup) -> None:
+    """Add ``numbers`` to the rollup row of ``key`` (created when missing), race-free; ``model``:
+    ``DailyRollup``, ``UserDayRollup`` or ``TagDayRollup``."""
+    rollup, created = model.objects.get_or_create(**key, defaults=numbers)
     if not created:
-        DailyRollup.objects.filter(pk=rollup.pk).update(**{name: F(name) + numbers[name] for name in SUMS})
+        model.objects.filter(pk=rollup.pk).update(**{name: F(name) + numbers[name] for name in SUMS})
 
 
 class ModelDays:
@@ -164,6 +174,12 @@ def add_to_model_rollups(key: dict[str, Any], sessions: int, buckets: list[int])
     )
 
 
+def resync_people(session: Session) -> None:
+    """Move the session's user and tag rollups by what a reprice changed in its calls' costs
+    (``people_rollups.resync``; called from ``refresh_session_totals``)."""
+    people_rollups.resync(session, _day())
+
+
 def summarize_session(session_id: uuid.UUID | str) -> bool:
     """Add a finished session to the rollups once; False when already done or not finished."""
     with transaction.atomic():
@@ -188,6 +204,7 @@ def summarize_session(session_id: uuid.UUID | str) -> bool:
         # In key order: concurrent sessions (and reprice) lock the rows they share in one order.
         for key, row in sorted(keyed, key=key_order):
             add_to_rollups(dict(zip(KEY, key, strict=True)), _numbers(row))
+        session.rollup_shares = people_rollups.add_session(session, sorted(keyed, key=key_order), _numbers)
         model_days = ModelDays()
         calls = LLMCall.objects.filter(session=session).annotate(_day=_day()).order_by()
         for model, provider, day, latency in calls.values_list("model", "provider", "_day", "latency_ms"):
@@ -197,7 +214,7 @@ def summarize_session(session_id: uuid.UUID | str) -> bool:
         for model_key, (sessions, buckets) in model_days.rows().items():
             add_to_model_rollups(dict(zip(MODEL_KEY, model_key, strict=True)), sessions, buckets)
         session.summarized_at = dt.datetime.now(dt.UTC)
-        session.save(update_fields=["summarized_at"])
+        session.save(update_fields=["summarized_at", "rollup_shares"])
     return True
 
 
@@ -261,6 +278,15 @@ def _rebuild(batch_size: int, since: dt.date | None) -> int:
         model_calls = model_calls.filter(session_id__in=calls.values("session_id"))
     existing.delete()
     existing_models.delete()
+    people_rollups.rebuild(
+        finished,
+        calls,
+        since,
+        batch_size,
+        lambda qs, extra: _grouped(qs, with_session_fields=True, extra=extra),
+        _numbers,
+        _day(),
+    )
     rows = [
         DailyRollup(
             day=row["day"],

@@ -4,14 +4,26 @@ The hot path (``ag2_logging.redaction`` in the recorder) is the real defence: wh
 never written. This pass runs after the session (the ``ag2_logging.sanitize_log`` Celery task)
 and again over imported logs; it does not trust the hot path's shortcuts:
 
-* every string of every journal line is redacted with ``redact(..., thorough=True)`` (every
-  pattern run by Python's ``re``, JSON inside strings decoded, key names at any depth);
+* every string of every journal line is redacted with ``redact(..., thorough=True)`` (each
+  pattern that can match the string run by Python's ``re``, which ones can being decided
+  exactly by RE2 supersets of the patterns; JSON inside strings decoded, key names at any depth, and the
+  credential values this process remembered, see below). Results of identical strings are
+  remembered, so a system prompt or a message repeated on every line costs one look-up;
 * the runtime log lines that belong to the session (its ``Started new session`` line, its
   ``SESSION START``/``SESSION END`` lines) get the same treatment; other sessions' lines are
   left as they are;
 * plain-text log lines are redacted as text, and a PEM private key block that spans several
   lines is removed whole;
 * rows already ingested from the journal are updated where a value changed.
+
+Remembered credentials. The values :mod:`ag2_logging.redaction.credentials` keeps (api keys
+and header values the integrations were shown) live in the memory of the process that ran the
+agents. Inline (Celery eager, or no Celery) this pass runs in that process and scrubs them too;
+a Celery worker has never seen them, so there only the patterns apply: keys with a known prefix,
+key names, and keys next to a key word (``generic_secret``: ``Incorrect API key provided:
+<key>`` is caught when the key has letters and digits and enough entropy). An echoed value with
+no recognisable shape (say 48 lower-case letters) is left by a worker's pass; the hot path,
+which runs in the agents' process, has already removed it.
 
 Files are rewritten atomically (write a temporary file beside, fsync, rename, fsync the
 directory), and only when something was removed: the pass is idempotent, a second run removes
@@ -190,11 +202,10 @@ def sanitize_journal(path: Path, *, also_removed: dict[str, int] | None = None) 
     raw = path.read_bytes()
     out: list[bytes] = []
     end_index: int | None = None
-    events: list[Any] = []
+    end_record: Any = None  # only the closing line's record is kept: 100,000 parsed lines are not
     for lineno, line in enumerate(raw.split(b"\n"), start=1):
         if not line.strip():
             out.append(line)
-            events.append(None)
             continue
         text = line.decode("utf-8", "replace")
         local: dict[str, int] = {}
@@ -209,14 +220,13 @@ def sanitize_journal(path: Path, *, also_removed: dict[str, int] | None = None) 
             if isinstance(record, dict) and record.get("id") and record.get("type") != "session_end":
                 result.changed[str(record["id"])] = record
         if isinstance(record, dict) and record.get("type") == "session_end":
-            end_index = len(out)
+            end_index, end_record = len(out), record
             recorded = (record.get("totals") or {}).get("redactions")
             result.recorded = dict(recorded) if isinstance(recorded, dict) else {}
         out.append(cleaned_text.encode() if local else line)
-        events.append(record)
     removed = merge_counts(result.counts, also_removed)
     if end_index is not None and removed:
-        end = dict(events[end_index])
+        end = dict(end_record)
         totals = dict(end.get("totals") or {})
         totals["redactions"] = merge_counts(result.recorded, removed)
         end["totals"] = totals

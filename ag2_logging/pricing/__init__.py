@@ -16,11 +16,15 @@ Layout (arrows point one way: ``overrides`` -> ``usage`` -> ``providers``; ``loo
 ``providers``; ``prices`` -> all four):
 
 * :mod:`~ag2_logging.pricing.providers`: provider ids and :func:`detect_provider`;
-* :mod:`~ag2_logging.pricing.usage`: the one usage-shape table and :func:`normalize_usage`;
+* :mod:`~ag2_logging.pricing.usage`: the one table of providers' usage reports
+  (:data:`USAGE_REPORTS`, read by :func:`usage_from_report` for both AG2 generations) and
+  :func:`normalize_usage`;
 * :mod:`~ag2_logging.pricing.lookup`: genai-prices look-ups compiled into price plans;
 * :mod:`~ag2_logging.pricing.overrides`: the rules of the admin's price overrides;
 * :mod:`~ag2_logging.pricing.cache`: the admin's ``ModelPrice`` rows as overrides, cached;
-* :mod:`~ag2_logging.pricing.prices`: :func:`price_call` and the cost-zero rules.
+* :mod:`~ag2_logging.pricing.prices`: :func:`price_call`, the cost-zero rules, and
+  :func:`detect_provider` (``providers.detect_provider`` plus genai-prices' model names for a
+  local endpoint ``PROVIDER_BASE_URLS`` does not map: ``<provider>@local``, priced ``inferred``).
 
 Importing the package reads no genai-prices data: that happens on the first price look-up.
 """
@@ -33,28 +37,40 @@ from ag2_logging.pricing.overrides import PriceOverride, select_override
 from ag2_logging.pricing.prices import (
     PriceResult,
     PriceStatus,
+    call_cost,
     clear_caches,
     costs_nothing,
+    detect_provider,
     price_call,
     warn_unknown_once,
 )
 from ag2_logging.pricing.providers import (
     GENAI_PRICES_PROVIDER_IDS,
+    LOCAL_ENDPOINT_SUFFIX,
     LOCAL_PROVIDERS,
     PROVIDER_IDS,
-    detect_provider,
     genai_prices_provider_id,
 )
-from ag2_logging.pricing.usage import NormalizedUsage, normalize_usage
+from ag2_logging.pricing.usage import (
+    USAGE_REPORTS,
+    NormalizedUsage,
+    UsageReport,
+    normalize_usage,
+    usage_from_report,
+)
 
 __all__ = [
     "GENAI_PRICES_PROVIDER_IDS",
+    "LOCAL_ENDPOINT_SUFFIX",
     "LOCAL_PROVIDERS",
     "PROVIDER_IDS",
+    "USAGE_REPORTS",
     "NormalizedUsage",
     "PriceOverride",
     "PriceResult",
     "PriceStatus",
+    "UsageReport",
+    "call_cost",
     "canonical_model",
     "clear_caches",
     "costs_nothing",
@@ -64,5 +80,6 @@ __all__ = [
     "overrides",
     "price_call",
     "select_override",
+    "usage_from_report",
     "warn_unknown_once",
 ]

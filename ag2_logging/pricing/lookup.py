@@ -38,7 +38,13 @@ from typing import TYPE_CHECKING, Final
 from genai_prices import Usage
 from genai_prices.types import TieredPrices
 
-from ag2_logging.pricing.providers import LOCAL_PROVIDERS, genai_prices_provider_id, normalize_provider
+from ag2_logging.pricing.providers import (
+    GENAI_PRICES_PROVIDER_IDS,
+    LOCAL_PROVIDERS,
+    genai_prices_provider_id,
+    local_endpoint_provider,
+    normalize_provider,
+)
 from ag2_logging.pricing.usage import NormalizedUsage
 
 if TYPE_CHECKING:
@@ -46,7 +52,16 @@ if TYPE_CHECKING:
     from genai_prices.types import ModelInfo, ModelPrice, Provider
     from genai_prices.units import UnitRegistry
 
-__all__ = ["LOCAL", "UNKNOWN", "Entry", "canonical_model", "clear_caches", "entry_price", "lookup"]
+__all__ = [
+    "LOCAL",
+    "UNKNOWN",
+    "Entry",
+    "canonical_model",
+    "clear_caches",
+    "entry_price",
+    "lookup",
+    "provider_of_model",
+]
 
 
 @lru_cache(maxsize=1)
@@ -70,35 +85,36 @@ _AZURE_DOTLESS_RE: Final = re.compile(r"^gpt-(\d)(\d)(?=-|$)")
 
 
 def _model_candidates(provider: str, model: str) -> tuple[str, ...]:
-    """Names to try, in order, for ``model``: each step undoes one more decoration.
+    """Names to try, in order, for ``model``: the most specific spelling first.
 
     genai-prices already matches most snapshot names (gpt-4o-2024-08-06, claude-3-5-sonnet-20241022,
-    gemini-1.5-pro-002, compact dates like gpt-4o-20240806, gpt-35-turbo on Azure); these are
-    only tried when the name as given is unknown to it:
+    gemini-1.5-pro-002, compact dates like gpt-4o-20240806, gpt-35-turbo on Azure); the others
+    are only tried when the name as given is unknown to it. Decorations are undone one at a time:
 
     * a ``models/`` prefix (Gemini SDK resource names);
     * an ``@version`` suffix (Vertex AI model versions);
-    * a trailing date snapshot: ``-2024-08-06``, ``-20240806``, ``-0613`` or ``-2409``;
-    * on Azure, dotless deployment-style names: ``gpt-41-mini`` -> ``gpt-4.1-mini``.
+    * a trailing date snapshot: ``-2024-08-06``, ``-20240806``, ``-0613`` or ``-2409``.
+
+    On Azure each name is followed at once by its dotted spelling (deployment names cannot hold
+    dots: ``gpt-35-turbo-1106`` -> ``gpt-3.5-turbo-1106``), so a dated snapshot, spelled either
+    way, is always tried before its undated alias: ``gpt-35-turbo-1106``, ``gpt-3.5-turbo-1106``,
+    ``gpt-35-turbo``, ``gpt-3.5-turbo``.
     """
     name = model.strip()
-    candidates = [name]
-
-    def add(value: str) -> None:
-        nonlocal name
-        if value and value != name:
-            name = value
-            candidates.append(value)
-
-    add(name.removeprefix("models/"))
-    add(name.split("@", 1)[0])
-    add(_DATE_SUFFIX_RE.sub("", name))
-    add(_SHORT_DATE_SUFFIX_RE.sub("", name))
-    if provider == "azure":
-        for candidate in tuple(candidates):
-            dotted = _AZURE_DOTLESS_RE.sub(r"gpt-\1.\2", candidate)
-            if dotted != candidate and dotted not in candidates:
-                candidates.append(dotted)
+    undecorated = [name]
+    for strip in (
+        lambda value: value.removeprefix("models/"),
+        lambda value: value.split("@", 1)[0],
+        lambda value: _DATE_SUFFIX_RE.sub("", value),
+        lambda value: _SHORT_DATE_SUFFIX_RE.sub("", value),
+    ):
+        stripped = strip(undecorated[-1])
+        if stripped and stripped != undecorated[-1]:
+            undecorated.append(stripped)
+    candidates: list[str] = []
+    for value in undecorated:
+        spellings = (value, _AZURE_DOTLESS_RE.sub(r"gpt-\1.\2", value)) if provider == "azure" else (value,)
+        candidates.extend(spelling for spelling in spellings if spelling not in candidates)
     return tuple(candidates)
 
 
@@ -116,13 +132,14 @@ class _Plan:
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    ours: str  # our provider id
+    ours: str  # our provider id (``openai@local`` for an inferred one)
     model_name: str  # the candidate name genai-prices matched
     model_ref: str  # genai-prices' model id
     info: ModelInfo
     provider: Provider
     fixed: ModelPrice | None  # the model's only price set; None for time-conditional prices
     plans: Mapping[int, _Plan | None]  # id(ModelPrice) -> plan, None = price with genai-prices
+    inferred: bool = False  # an ``<provider>@local`` id: priced from the model name's provider
 
 
 LOCAL: Final = "local"
@@ -272,16 +289,24 @@ def _find(ours: str, gp_provider: str, model: str) -> tuple[str, ModelInfo, Prov
 
 @lru_cache(maxsize=4096)
 def lookup(provider: str, model: str) -> Entry | str:
-    """The compiled pricing entry for (provider, model), or ``LOCAL`` / ``UNKNOWN``."""
+    """The compiled pricing entry for (provider, model), or ``LOCAL`` / ``UNKNOWN``.
+
+    ``ollama`` and ``local`` are ``LOCAL``. ``<provider>@local`` (a local endpoint that
+    ``PROVIDER_BASE_URLS`` does not map) is ``<provider>``'s entry marked ``inferred``, or
+    ``LOCAL`` when ``<provider>`` does not know the name. Any other provider is its entry, or
+    ``UNKNOWN`` (never ``LOCAL``: an unknown price is not a free one).
+    """
     ours = normalize_provider(provider)
     if ours in LOCAL_PROVIDERS:
         return LOCAL
+    inferred_from = local_endpoint_provider(ours)
     gp_provider = genai_prices_provider_id(ours)
+    miss = LOCAL if inferred_from is not None or ours.endswith("@local") else UNKNOWN
     if gp_provider is None or not model.strip():
-        return UNKNOWN
-    found = _find(ours, gp_provider, model)
+        return miss
+    found = _find(inferred_from or ours, gp_provider, model)
     if found is None:
-        return UNKNOWN
+        return miss
     name, info, gp = found
     if isinstance(info.prices, list):
         price_sets = [conditional.prices for conditional in info.prices]
@@ -298,7 +323,31 @@ def lookup(provider: str, model: str) -> Entry | str:
         provider=gp,
         fixed=fixed,
         plans=plans,
+        inferred=inferred_from is not None,
     )
+
+
+# genai-prices provider id -> ours, for the ids that differ (aws -> aws-bedrock).
+_OURS_BY_GENAI_ID: Final[Mapping[str, str]] = {
+    gp: ours for ours, gp in reversed(tuple(GENAI_PRICES_PROVIDER_IDS.items()))
+}
+
+
+@lru_cache(maxsize=4096)
+def provider_of_model(model: str) -> str | None:
+    """The provider (our id, or genai-prices' id for one we have no name for) whose price list
+    knows ``model`` by its name alone, trying ``_model_candidates``' fallbacks; None when no
+    provider knows it (``llama3.1:8b``, ``qwen2.5:7b``, ``my-model``)."""
+    if not model.strip():
+        return None
+    snapshot = _snapshot()
+    for candidate in _model_candidates("", model):
+        try:
+            provider, _info = snapshot.find_provider_model(candidate, None, None, None)
+        except LookupError:
+            continue
+        return _OURS_BY_GENAI_ID.get(provider.id, provider.id)
+    return None
 
 
 def canonical_model(provider: str, model: str) -> str:
@@ -330,6 +379,26 @@ def entry_price(
     return calculation.total_price, calculation.input_price, calculation.output_price
 
 
+@lru_cache(maxsize=4096)
+def fixed_plan(provider: str, model: str) -> _Plan | None:
+    """The compiled plan of a (provider, model) whose genai-prices price does not depend on the
+    time (one price set) and whose plan was trusted; None for any other (time-dependent prices,
+    local or unknown models). :func:`plan_price` with it is what :func:`entry_price` returns, at
+    a fraction of the cost (the budgets price every call twice)."""
+    entry = lookup(provider, model)
+    if not isinstance(entry, Entry) or entry.fixed is None:
+        return None
+    return entry.plans.get(id(entry.fixed))
+
+
+def plan_price(plan: _Plan, usage: NormalizedUsage) -> Decimal:
+    """The total price of ``usage`` under ``plan`` (from :func:`fixed_plan`); raises as
+    :func:`entry_price` does for an impossible usage."""
+    return _run_plan(plan, _as_tuple(usage))[0]
+
+
 def clear_caches() -> None:
     """Forget every resolved (provider, model) pair and its plans."""
     lookup.cache_clear()
+    fixed_plan.cache_clear()
+    provider_of_model.cache_clear()

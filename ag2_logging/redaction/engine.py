@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
+from typing import Any
 
 from ag2_logging.redaction.patterns import (
     MARKER,
@@ -23,6 +24,7 @@ from ag2_logging.redaction.patterns import (
     Pattern,
     is_sensitive_key,
 )
+from ag2_logging.redaction.superset import superset_expression
 
 try:  # pragma: no branch - google-re2 is a dependency; the fallback keeps odd platforms working
     import re2 as _re2
@@ -31,6 +33,8 @@ try:  # pragma: no branch - google-re2 is a dependency; the fallback keeps odd p
 except ImportError:  # pragma: no cover
     _re2 = None
     HAVE_RE2 = False
+
+_UNANCHORED: Any = getattr(getattr(_re2, "_Anchor", None), "UNANCHORED", None)
 
 __all__ = ["ALL", "HAVE_RE2", "SHORTEST", "count", "redact_patterns", "screens"]
 
@@ -47,7 +51,7 @@ def _word(word: str) -> str:
 def _candidate_regex() -> str:
     """RE2: an identifier that may be a secret name, then an optional (escaped) quote and a
     separator: JSON keys (``"api_key":``), list pairs (``"Authorization",``), assignments
-    (``DB_PASSWORD=``, ``token: ``, ``\\"pwd\\":``).
+    (``DB_PASSWORD=``, ``token: ``, ``\\"pwd\\":``), XML elements (``<password>``).
 
     It accepts every name :func:`is_sensitive_key` accepts (and a few more, such as ``monkey``):
     names ending in a sensitive word, or holding a sensitive substring. The captured run is the
@@ -60,14 +64,24 @@ def _candidate_regex() -> str:
     ending = "|".join(_word(w) for w in words)
     inside = "|".join(_word(w) for w in SENSITIVE_SUBSTRINGS)
     run = r"[A-Za-z0-9_.\- ]*"
-    return rf"(?i)({run}(?:(?:{inside}){run}|(?:{ending})))" + SCREEN_QUOTE + SCREEN_WS + r"*[:=,]"
+    return rf"(?i)({run}(?:(?:{inside}){run}|(?:{ending})))" + SCREEN_QUOTE + SCREEN_WS + r"*[:=,>]"
 
 
 _CANDIDATE = _candidate_regex()
 #: The same for Python's ``re`` (the thorough pass, and platforms without google-re2): every run
 #: before a separator, taken whole (possessive, from its first character: linear time), judged by
 #: is_sensitive_key alone.
-_PY_CANDIDATE = r"(?<![A-Za-z0-9_.\- ])([A-Za-z0-9_.\- ]++)" + SCREEN_QUOTE + SCREEN_WS + r"*[:=,]"
+_PY_CANDIDATE = r"(?<![A-Za-z0-9_.\- ])([A-Za-z0-9_.\- ]++)" + SCREEN_QUOTE + SCREEN_WS + r"*[:=,>]"
+
+
+def _found(compiled: Any, data: bytes) -> bool:
+    """Does RE2 ``compiled`` (a bytes expression) match somewhere in ``data``? Asked of the
+    compiled program directly when the binding exposes it: its ``search`` builds a generator and
+    a match object per call, a third of the cost of scanning a short text."""
+    regexp = getattr(compiled, "_regexp", None)
+    if regexp is None or _UNANCHORED is None:  # pragma: no cover - another binding version
+        return compiled.search(data) is not None
+    return bool(regexp.Match(_UNANCHORED, data, 0, len(data))[0][0] != -1)
 
 
 class _Engine:
@@ -83,7 +97,6 @@ class _Engine:
             options = _re2.Options()
             options.max_mem = 64 << 20
             self.any_bytes = _re2.compile(everything.encode(), options)
-            self.any_str = _re2.compile(everything, options)
             self.screens_bytes = _re2.compile(screens.encode(), options)
             self.candidates_bytes = _re2.compile(_CANDIDATE.encode(), options)
             self.candidates_str = _re2.compile(_CANDIDATE, options)
@@ -96,12 +109,13 @@ class _Engine:
             self.candidates_str = re.compile(_PY_CANDIDATE)
             self.candidates_bytes = re.compile(_PY_CANDIDATE.encode())
         self.py_candidates_str = re.compile(_PY_CANDIDATE)
+        self.exact = _Exact(patterns)
 
     def dirty_bytes(self, data: bytes) -> bool:
         if _re2 is not None:
-            if self.any_bytes.search(data) is None:
+            if not _found(self.any_bytes, data):
                 return False
-            if self.screens_bytes.search(data) is not None:
+            if _found(self.screens_bytes, data):
                 return True
         else:  # pragma: no cover
             text = data.decode("utf-8", "replace")
@@ -133,7 +147,7 @@ class _Engine:
     def hits(self, text: str) -> set[int]:
         """Indices of the patterns worth running on ``text`` (empty: nothing to do)."""
         if _re2 is not None:
-            if self.any_str.search(text) is None:
+            if not _found(self.any_bytes, text.encode()):
                 return set()
             found = {self.screened[j][0] for j in self.set_str.Match(text) or ()}
         else:  # pragma: no cover
@@ -144,6 +158,48 @@ class _Engine:
 
     def dirty_text(self, text: str) -> bool:
         return bool(self.hits(text))
+
+
+class _Exact:
+    """Which patterns can match a text at all (:mod:`~ag2_logging.redaction.superset`): one RE2
+    search over every pattern's superset decides "none" (the common case), an RE2 set says which.
+    Exact, so the thorough pass may rely on it; patterns without a superset are always run."""
+
+    def __init__(self, patterns: tuple[Pattern, ...]) -> None:
+        expressions = [superset_expression(p.source, p.flags) for p in patterns]
+        self.always = frozenset(i for i, e in enumerate(expressions) if e is None)
+        self.indices = [i for i, e in enumerate(expressions) if e is not None]
+        self.gate: Any = None
+        self.set: Any = None
+        if _re2 is None or not self.indices:  # pragma: no cover - without google-re2 every pattern runs
+            return
+        options = _re2.Options()
+        options.max_mem = 64 << 20
+        try:
+            gate = _re2.compile("|".join(expressions[i] or "" for i in self.indices).encode(), options)
+            found = _re2.Set.SearchSet(options)
+            for i in self.indices:
+                found.Add((expressions[i] or "").encode())
+            found.Compile()
+        except Exception:  # pragma: no cover - past RE2's budget: every pattern runs
+            return
+        self.gate, self.set = gate, found
+
+    def possible(self, text: str) -> frozenset[int]:
+        """Indices of the patterns that can match somewhere in ``text`` (a superset of those
+        that do)."""
+        if self.gate is None:  # pragma: no cover
+            return ALL
+        try:
+            data = text.encode()
+        except UnicodeEncodeError:  # a lone surrogate: RE2 cannot read it, every pattern runs
+            return ALL
+        if not _found(self.gate, data):
+            return self.always
+        found = self.set.Match(data)
+        if not found:  # the set's automaton ran out of memory (the gate, which falls back, matched)
+            return ALL
+        return self.always.union(self.indices[j] for j in found)
 
 
 _engine: _Engine | None = None
@@ -195,11 +251,18 @@ def _replacement(pattern: Pattern, match: re.Match[str], counts: dict[str, int] 
 
 
 def _apply(pattern: Pattern, text: str, counts: dict[str, int] | None) -> str:
-    def sub(match: re.Match[str]) -> str:
-        replaced = _replacement(pattern, match, counts)
-        return match.group(0) if replaced is None else replaced
+    changed = False
 
-    return pattern.regex.sub(sub, text)
+    def sub(match: re.Match[str]) -> str:
+        nonlocal changed
+        replaced = _replacement(pattern, match, counts)
+        if replaced is None:
+            return match.group(0)
+        changed = True
+        return replaced
+
+    out = pattern.regex.sub(sub, text)
+    return out if changed else text  # matches all refused: the caller's own object
 
 
 def _apply_at(pattern: Pattern, text: str, starts: list[int], counts: dict[str, int] | None) -> str:
@@ -227,11 +290,27 @@ def _apply_at(pattern: Pattern, text: str, starts: list[int], counts: dict[str, 
 def redact_patterns(
     text: str, which: frozenset[int] | set[int], counts: dict[str, int] | None, *, thorough: bool = False
 ) -> str:
-    for index, pattern in enumerate(PATTERNS):
-        if index not in which:
-            continue
+    """Apply the patterns of ``which`` in table order, each to what the previous ones left.
+
+    ``thorough``: a pattern that cannot match the current text (its RE2 superset finds nothing)
+    is skipped, which changes no result; after a replacement the question is asked again of the
+    new text. The hot path runs its screens' few picks as they are (another RE2 pass would cost
+    more than it saves).
+    """
+    engine = screens()
+    todo = sorted(engine.exact.possible(text).intersection(which) if thorough else which)
+    starts: list[int] | None = None  # where sensitive names start in the current text
+    while todo:
+        index = todo.pop(0)
+        pattern = PATTERNS[index]
         if pattern.screen is None:
-            text = _apply_at(pattern, text, screens().name_starts(text, thorough=thorough), counts)
+            if starts is None:
+                starts = engine.name_starts(text, thorough=thorough)
+            new = _apply_at(pattern, text, starts, counts)
         else:
-            text = _apply(pattern, text, counts)
+            new = _apply(pattern, text, counts)
+        if new is not text:
+            text, starts = new, None
+            if thorough:
+                todo = sorted(i for i in engine.exact.possible(text).intersection(which) if i > index)
     return text

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
+import string
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
@@ -251,7 +254,10 @@ def _assignment_check(match: re.Match[str]) -> bool:
         return False
     if match.group("qv") is not None:
         return _plausible(match.group("qv"), quoted=True)
-    return _plausible(match.group("uv") or "", quoted=False)
+    if match.group("tv") is not None:
+        return _plausible(match.group("tv"), quoted=True)
+    groups = match.groupdict()
+    return _plausible(groups.get("xv") or groups.get("cv") or groups["uv"] or "", quoted=False)
 
 
 def _env_check(match: re.Match[str]) -> bool:
@@ -278,6 +284,18 @@ def _basic_check(match: re.Match[str]) -> bool:
     return ":" in decoded and decoded.isprintable()
 
 
+def _url_password_check(match: re.Match[str]) -> bool:
+    """A password cut before its ``@`` is one when it looks like one (``:port`` and
+    ``:placeholder`` at the end of a text are not)."""
+    return match.group(2) is None or _plausible(match.group(2), quoted=False)
+
+
+def _connection_check(match: re.Match[str]) -> bool:
+    if match.group(1) is not None:
+        return _plausible(match.group(1), quoted=False)
+    return not MARKER_RE.fullmatch(match.group(2) or "")
+
+
 def _header_check(match: re.Match[str]) -> bool:
     value = match.group(1)
     return bool(value) and not MARKER_RE.fullmatch(value) and any(not c.isalpha() for c in value)
@@ -301,14 +319,166 @@ def _p(
     return Pattern(kind, pattern, screen, groups, check, description, not_after, _FLAGS | flags)
 
 
+# Keys without a recognisable prefix, anchored on a key word (as gitleaks' generic-api-key):
+# "azure key: <32 hex>", "the API key provided: ...", "secret for prod = ...". The key word, up
+# to three more words, a separator, then a hex or base62/base64 value of 16+ characters.
+_GENERIC_WORDS = r"key|secret|token|passw(?:or)?d|pwd|pw|passphrase|credentials?|creds"
+_GENERIC_VALUE_CHARS = r"A-Za-z0-9+/_~=\-"
+_GENERIC_VALUE = r"[" + _GENERIC_VALUE_CHARS + r"]{16,512}+(?:\.[" + _GENERIC_VALUE_CHARS + r"]+)*+"
+# Screens: a space, a tab, a no-break space or a line break, raw or JSON-escaped.
+_SCREEN_SPACE = r"(?:[ \t\r\n" + "\u00a0" + r"]|\\+[tnr]|\\+u00[aA]0)"
+#: Words that, between the key word and the separator, say the value is not the key itself.
+GENERIC_STOP_WORDS: frozenset[str] = frozenset(
+    {
+        "commit", "sha", "sha1", "sha256", "hash", "digest", "checksum", "fingerprint", "id", "ids",
+        "uuid", "guid", "name", "names", "count", "counts", "length", "len", "size", "limit",
+        "limits", "usage", "type", "types", "version", "file", "path", "url", "prefix", "suffix",
+        "hint", "index", "format", "field", "header", "rotation", "expiry", "expires", "expired",
+        "created", "updated", "label", "alias", "owner", "scope", "scopes",
+    }
+)  # fmt: skip
+#: Entropy floors in bits per character (Shannon, over the value's own characters): random hex
+#: has ~3.4 at 16 characters (fewer than 1 in 1,000 draws below 2.5) and ~3.7 at 32, random
+#: lower-case base36 ~4.1, random base62 ~4.5; words and repeated characters far less. A value
+#: that is one unit repeated (``1234abcd1234abcd``) is never a key, whatever its entropy.
+GENERIC_MIN_ENTROPY_HEX = 2.5
+GENERIC_MIN_ENTROPY_ONE_CASE = 3.2
+GENERIC_MIN_ENTROPY = 3.5
+GENERIC_MIN_LENGTH = 16
+_ALNUM_CHARS = string.ascii_letters + string.digits
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_REPEATED = re.compile(r"(.{1,16}?)\1+")
+_NAME_CHARS = frozenset(_ALNUM_CHARS + "_.-")
+_PREVIOUS_WORD = re.compile(r"([A-Za-z0-9_\-]+)[ \t]+\Z")
+
+
+def entropy(value: str) -> float:
+    """Shannon entropy of ``value`` in bits per character (0.0 for an empty string)."""
+    if not value:
+        return 0.0
+    n = len(value)
+    return -sum(c / n * math.log2(c / n) for c in Counter(value).values())
+
+
+def _generic_name_ok(match: re.Match[str]) -> bool:
+    """The key word (``key``, ``keys``, ``key1``) stands alone or ends a secret name (``api_key``,
+    ``AZURE_KEY``, ``apiKey``, ``api_keys``), not ``monkey``, ``prompt_tokens``, ``cache_key`` or
+    ``public key``."""
+    text, start, word = match.string, match.start(), match.group("kw") + (match.group("ks") or "")
+    begin = start
+    while begin > max(0, start - 80) and text[begin - 1] in _NAME_CHARS:
+        begin -= 1
+    name = text[begin:start] + word
+    if name != word:
+        return is_sensitive_key(name)
+    previous = _PREVIOUS_WORD.search(text, max(0, start - 40), start)
+    return previous is None or (previous.group(1) + "_" + match.group("kw")).lower() not in NOT_SENSITIVE_KEYS
+
+
+def generic_value_ok(value: str) -> bool:
+    """Could ``value`` (next to a key word) be a key: 16+ characters, letters and digits (or
+    both cases at 20+), not a UUID, not one unit repeated, above the entropy floor (bits per
+    character: hex 2.5, one case and digits 3.2, mixed case 3.5)."""
+    if len(value) < GENERIC_MIN_LENGTH or _UUID.fullmatch(value) or _REPEATED.fullmatch(value):
+        return False
+    has_digit = any(c.isdigit() for c in value)
+    has_alpha = any(c.isalpha() for c in value)
+    mixed = any(c.isupper() for c in value) and any(c.islower() for c in value)
+    if not has_alpha or not (has_digit or (mixed and len(value) >= 20)):
+        return False
+    if _HEX.fullmatch(value):
+        floor = GENERIC_MIN_ENTROPY_HEX
+    elif mixed:
+        floor = GENERIC_MIN_ENTROPY
+    else:  # one case and digits (base36): fewer symbols, a lower ceiling
+        floor = GENERIC_MIN_ENTROPY_ONE_CASE
+    return entropy(value) > floor
+
+
+def _filler_word_ok(word: str) -> bool:
+    """A word between the key word and the separator: plain prose ("provided", "for", "prod"),
+    or a secret name; not a stop word, and not another identifier (``prompt_tokens``,
+    ``keyId``), which would be the value's real label."""
+    if word.lower() in GENERIC_STOP_WORDS:
+        return False
+    if word.isalpha() and (word.islower() or word.isupper() or word[1:].islower()):
+        return True
+    return is_sensitive_key(word)
+
+
+#: Words that make ``key``/``token`` a credential's name in prose without a separator ("use api
+#: key <hex>"): a bare hex value after any other word ("the key <hex>", "token <hex>") may be a
+#: hash or an id.
+GENERIC_QUALIFIERS: frozenset[str] = frozenset(
+    {
+        "api", "access", "subscription", "private", "client", "signing", "master", "admin",
+        "service", "deploy", "license", "licence", "encryption", "app", "bot", "refresh",
+        "personal", "ingestion", "webhook", "x-api", "azure", "openai",
+    }
+)  # fmt: skip
+_LAST_WORD = re.compile(r"([A-Za-z0-9\-]+)[ \t]*\Z")
+
+
+def _unseparated_ok(match: re.Match[str]) -> bool:
+    """No separator between the key word and the value ("Token <key>", "api key <key> is
+    invalid"): one run of base62/base64 (no ``-`` or ``.``, which ids such as ``chatcmpl-...``
+    have), and a bare hex value only in quotes or after a qualifier (:data:`GENERIC_QUALIFIERS`)
+    or as part of a secret name (``x-api-key``)."""
+    value = match.group("gv")
+    if any(c in value for c in "-.,"):
+        return False
+    if match.group("gq") or not _HEX.fullmatch(value):
+        return True
+    text, start = match.string, match.start()
+    if start > 0 and text[start - 1] in _NAME_CHARS:
+        return True  # x-api-key, api_key: already judged a secret name
+    previous = _LAST_WORD.search(text, max(0, start - 40), start)
+    return previous is not None and previous.group(1).lower() in GENERIC_QUALIFIERS
+
+
+def _generic_check(match: re.Match[str]) -> bool:
+    filler = match.group("filler")
+    if filler is None:
+        if not _unseparated_ok(match):
+            return False
+    elif not all(_filler_word_ok(word) for word in filler.split()):
+        return False
+    # A list ("keys: <k1>, <k2>") is judged by its first value.
+    return _generic_name_ok(match) and generic_value_ok(match.group("gv").split(",")[0])
+
+
 # Assignments: an identifier (judged by is_sensitive_key), an optional closing quote (JSON keys,
 # possibly escaped), a separator, then a quoted value (up to the same quote followed by a
 # delimiter) or an unquoted one.
 _IDENT = r"(?<![A-Za-z0-9_.\-])(?P<name>[A-Za-z_][A-Za-z0-9_.\-]{0,80})"
-_ASSIGN_VALUE = (
-    r"(?:(?P<bs>\\*)(?P<q>[\"'])(?P<qv>[^\r\n]{1,1024}?)(?P=bs)(?P=q)(?![A-Za-z0-9_])"
-    r"|(?P<uv>[^\s\"'\\,;&)}\]<>]+))"
-)
+_UPPER_IDENT = r"(?<![A-Za-z0-9_.\-])(?P<name>[A-Z_][A-Z0-9_.\-]{0,80})"
+
+
+def _assign_value(*, colon: bool) -> str:
+    """The value of an assignment: quoted, or unquoted. A quoted value whose closing quote never
+    comes (JSON cut at ``max_tokens``, a log line cut at its length limit: ``"password":
+    "Hunter2-``) runs to the end of its line or of the text: group ``tv``, tried only when the
+    closed form failed. ``colon``: the expression has groups ``sep`` and ``lt``; after a plain
+    ``:`` (YAML, prose) an unquoted value runs to the next whitespace (``Hunter2&Co2024``,
+    ``Hunter2(2024)xyz``), without trailing sentence punctuation; inside an XML element
+    (``<password>...``) it runs to the next ``<``."""
+    # The closing quote is preceded by exactly the opening quote's backslashes: a JSON-escaped
+    # quote inside the value (``"Hunter2\\"-...``) does not close it.
+    quoted = (
+        r"(?P<bs>\\*)(?P<q>[\"'])(?P<qv>[^\r\n]{1,1024}?)(?<!\\)(?P=bs)(?P=q)(?![A-Za-z0-9_])"
+        r"|\\*[\"'](?P<tv>[^\r\n\"'][^\r\n]{0,1023})(?=[\r\n]|\Z)"
+    )
+    unquoted = r"(?P<uv>[^\s\"'\\,;&)}\]<>]+)"
+    if not colon:
+        return "(?:" + quoted + "|" + unquoted + ")"
+    return (
+        "(?:" + quoted + r"|(?(lt)(?P<xv>[^<\r\n]{1,1024})"
+        r"|(?(sep)(?P<cv>[^\s\"'\\<>]{1,1024}(?<![.,;:!?)}\]]))|" + unquoted + ")))"
+    )
+
+
+_ASSIGN_VALUE = _assign_value(colon=False)
 
 #: The pattern table: the one documented place for credential formats. Order matters: specific
 #: formats come before generic ones, so a key gets the most precise kind (a redacted value is
@@ -604,28 +774,39 @@ PATTERNS: tuple[Pattern, ...] = (
     ),
     _p(
         "url_password",
-        r"://[^\s:/@\"'\\]*:([^\s@/\"'\\]+)@",
-        r"://[^\s:/@\"'\\]*:[^\s@/\"'\\]+@",
-        "Passwords in URLs (postgres://user:PASSWORD@host, redis://:PASSWORD@host, ...)",
-        groups=(1,),
+        # A URL cut before its "@" (``postgres://ops:Hunter2-...`` at the end of a text cut at
+        # max_tokens): the rest of the text, when it is no port (a digit or a symbol, not digits only).
+        r"://[^\s:/@\"'\\]*:(?:([^\s@/\"'\\]+)@|([^\s@/\"'\\]*[^\s@/\"'\\0-9][^\s@/\"'\\]*)\Z)",
+        r"://[^\s:/@\"'\\]*:(?:[^\s@/\"'\\]+@|[^\s@/\"'\\]*[^\s@/\"'\\0-9][^\s@/\"'\\]*(?:[\"\\]|$))",
+        "Passwords in URLs (postgres://user:PASSWORD@host, redis://:PASSWORD@host, ...), also in a "
+        "URL cut before its '@' at the end of the text",
+        groups=(1, 2),
+        check=_url_password_check,
     ),
     _p(
         "connection_string_password",
         r"(?i)(?:^|(?<=[;\"'{(\s]))(?:[ \t]|\\+t)*(?:password|pwd|passwd|accountkey|sharedaccesskey)(?:[ \t]|\\+t)*=(?:[ \t]|\\+t)*"
-        r"([^;\"'\r\n\\]+?)(?:[ \t]|\\+t)*(?=;|[\"'\r\n\\]|$)",
-        r"(?i)(?:password|pwd|passwd|accountkey|sharedaccesskey)" + SCREEN_WS + "*=",
+        r"([^;\"'\r\n\\]+?)(?:[ \t]|\\+t)*(?=;|[\"'\r\n\\]|$)"
+        # MySQL clients: the password glued to -p (-P is the port), or --password=
+        r"|(?<![A-Za-z0-9_\-])(?-i:mysql(?:dump|admin|sh|import|check|slap)?)(?=[ \t])[^\r\n]{0,200}?[ \t]"
+        r"(?-i:-p|--password=)([^\s\"'\\]+)",
+        r"(?i)(?:password|pwd|passwd|accountkey|sharedaccesskey)" + SCREEN_WS + "*="
+        r"|mysql[a-z]*(?:[ \t]|\\+t)[^\r\n]*-(?:p|-password=)",
         "Passwords and keys in ;-separated connection strings (ADO.NET, ODBC, JDBC, Azure "
-        "Storage), spaces included",
-        groups=(1,),
-        check=_value_check(1),
+        "Storage), spaces included; MySQL client command lines (mysql -u root -pPASSWORD, "
+        "--password=PASSWORD)",
+        groups=(1, 2),
+        check=_connection_check,
     ),
     _p(
         "env_secret",
-        _IDENT + r"(?:[ \t]|\\+t)*=(?:[ \t]|\\+t)*" + _ASSIGN_VALUE,
+        # The name upper-case in the expression itself: a lower-case name fails at once rather
+        # than after its value was read (quadratic on "token=token=...").
+        _UPPER_IDENT + r"(?:[ \t]|\\+t)*=(?:[ \t]|\\+t)*" + _ASSIGN_VALUE,
         None,
         "KEY=value environment lines whose upper-case name is a secret name (OPENAI_API_KEY=..., "
         "DB_PASSWORD=...)",
-        groups=("qv", "uv"),
+        groups=("qv", "tv", "uv"),
         check=_env_check,
     ),
     _p(
@@ -639,12 +820,18 @@ PATTERNS: tuple[Pattern, ...] = (
     ),
     _p(
         "secret_assignment",
-        _IDENT + r"(?:\\*[\"'])?(?:[ \t]|\\+t)*(?::=|=>|=|:)(?:[ \t]|\\+t)*" + _ASSIGN_VALUE,
+        r"(?P<lt>(?<=<))?"
+        + _IDENT
+        + r"(?:\\*[\"'])?(?:[ \t]|\\+t)*(?::=|=>|=|(?P<sep>:)|(?(lt)>|(?!)))(?:[ \t]|\\+t)*"
+        # pretty-printed JSON: the value on the next line; a list's first item
+        + r"(?:(?:\r?\n|\\+n)(?:[ \t]|\\+t)*(?=\\*[\"'\[]))?(?:\[(?:[ \t]|\\+t)*(?=\\*[\"']))?"
+        + _assign_value(colon=True),
         None,
-        "Assignments in code, JSON, YAML and prose whose name is a secret name "
-        '(password = "...", "api_key": "...", token: ...); unquoted values need a digit or a '
-        "symbol",
-        groups=("qv", "uv"),
+        "Assignments in code, JSON, YAML, XML and prose whose name is a secret name "
+        '(password = "...", "api_key": "...", token: ..., <password>...</password>); unquoted values '
+        "need a digit or a symbol and, after a plain ':', run to the next whitespace; a quoted "
+        "value cut off before its closing quote runs to the end of its line",
+        groups=("qv", "tv", "xv", "cv", "uv"),
         check=_assignment_check,
     ),
     _p(
@@ -654,6 +841,28 @@ PATTERNS: tuple[Pattern, ...] = (
         "Passwords given in prose ('my password is ...'); the password needs a digit or a symbol",
         groups=(1,),
         check=_value_check(1),
+    ),
+    _p(
+        "generic_secret",
+        r"(?i)(?P<kw>" + _GENERIC_WORDS + r")(?P<ks>s|[0-9]{1,2})?(?![A-Za-z0-9])"
+        r"(?:(?P<filler>(?:[ \t]+[A-Za-z][A-Za-z0-9_\-]{0,24}){0,3}?)(?:\\*[\"'])?(?:\*\*)?[ \t]*"
+        r"(?:::|:=|=>|->|[:=>\uff1a]|(?<=[ \t])(?:is|was)(?=[ \t]))[ \t\u00a0]*(?:\r?\n[ \t]*)?"
+        r"|(?=[ \t\u00a0]))"  # no separator: "api key <key> is invalid", "Token <key>"
+        r"[ \t\u00a0]*(?:\*\*[ \t]*)?(?P<gq>(?:\\*[\"'`]){0,3})"
+        r"(?P<gv>" + _GENERIC_VALUE + r"(?:,[ \t]*" + _GENERIC_VALUE + r")*+)"
+        r"(?![" + _GENERIC_VALUE_CHARS + r"]|\.[A-Za-z0-9])",
+        r"(?i)(?:" + _GENERIC_WORDS + r")(?:[A-Za-z0-9_ \t\-]*(?:\\*[\"'])?(?:\*\*)?" + _SCREEN_SPACE + r"*"
+        r"(?:::|:=|[:=]>?|->|>|" + "\uff1a" + r"|\\+u[fF][fF]1[aA]|is|was)" + _SCREEN_SPACE + r"*"
+        r"|(?:s|[0-9]{1,2})?" + _SCREEN_SPACE + r"+)"
+        r"(?:\*\*" + _SCREEN_SPACE + r"*)?(?:\\*[\"'`]){0,3}[" + _GENERIC_VALUE_CHARS + r".]{16}",
+        "Keys without a known prefix next to a key word (key(s), secret, token(s), password, pw, "
+        "credential): 'azure key: <32 hex>', 'API key provided: ...', 'The API key <key> is "
+        "invalid', 'Token <key>', '**API key:** `<key>`', 'key:' and the key on the next line; hex or "
+        "base62/base64 of 16+ characters with letters and digits above an entropy floor (a list "
+        "'keys: <k1>, <k2>' is taken whole); not a UUID, not after 'commit', 'hash', 'id'... "
+        "(GENERIC_STOP_WORDS), not a cache, public, primary... key",
+        groups=("gv",),
+        check=_generic_check,
     ),
 )
 

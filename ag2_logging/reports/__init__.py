@@ -59,6 +59,8 @@ from ag2_logging.reports.queries import (
     rolled_up_calls,
     rollups,
     timeline,
+    user_choices,
+    user_labels,
 )
 from ag2_logging.reports.tables import (
     FIGURE_HEADER,
@@ -128,4 +130,6 @@ __all__ = [
     "sort_rows",
     "timeline",
     "timeline_table",
+    "user_choices",
+    "user_labels",
 ]

@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from ag2_logging.reports import formats
+
 #: Okabe & Ito (2008), "Color Universal Design": blue, orange, bluish green, vermillion, sky blue,
 #: reddish purple, yellow. Black is left out (it reads as text); grey is "other".
 PALETTE: tuple[str, ...] = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#F0E442")
@@ -61,20 +63,19 @@ def ticks(maximum: float, count: int = 4) -> list[float]:
 
 
 def short_number(value: float) -> str:
-    """1234 -> '1.2k', 0.5 -> '0.5'."""
+    """1234 -> '1.23k', 0.5 -> '0.5': below a thousand, :func:`formats.show`'s digits."""
     magnitude = abs(value)
     for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if magnitude >= size:
-            return f"{value / size:.3g}{suffix}"
-    if magnitude == 0:
-        return "0"
-    if magnitude < 0.01:
-        return f"{value:.2g}"
-    return f"{value:.3g}" if magnitude < 10 else f"{value:.0f}"
+            return f"{formats.show(value / size)}{suffix}"
+    return formats.show(value)
 
 
 def short_money(value: float) -> str:
-    return "$" + short_number(value)
+    """$1.23k from a thousand dollars up; below, :func:`formats.show` as money ($0.0095)."""
+    if abs(value) >= 1000:
+        return ("-" if value < 0 else "") + formats.CURRENCY + short_number(abs(value))
+    return formats.show(value, money=True)
 
 
 def truncate(text: str, length: int) -> str:

@@ -160,6 +160,9 @@ DIMENSIONS: dict[str, Dimension] = {
     "model": Dimension("model", str(_("Model")), ("model", "provider")),
     "agent": Dimension("agent", str(_("Agent")), ("agent_name",)),
     "day": Dimension("day", str(_("Day")), ("day",)),
+    # From UserDayRollup and TagDayRollup: a tagged session counts under each of its tags.
+    "user": Dimension("user", str(_("User")), ("user_id",)),
+    "tag": Dimension("tag", str(_("Tag")), ("tag",)),
 }
 
 
@@ -170,6 +173,10 @@ class BreakdownRow:
     figures: Figures
     cost_share: float | None = None
     token_share: float | None = None
+    #: Median and 95th percentile of the calls' latency (ms), for the workflow and agent
+    #: breakdowns (None elsewhere, or when the period has too many calls to read them all).
+    p50_latency_ms: float | None = None
+    p95_latency_ms: float | None = None
 
 
 @dataclass
@@ -178,6 +185,8 @@ class Breakdown:
     filter: ReportFilter
     rows: list[BreakdownRow]
     total: Figures
+    #: Whether the rows have their p50 and p95 latency (workflow and agent breakdowns).
+    latency: bool = False
 
     def top(self, n: int) -> list[BreakdownRow]:
         return self.rows[:n]

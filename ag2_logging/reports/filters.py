@@ -1,7 +1,7 @@
 """Report filters: the period and scope every report is read for, parsed from a request.
 
-:class:`ReportFilter` reads ``start``, ``end`` (UTC days, both inclusive), ``enterprise`` and
-``workflow`` from query parameters (what was wrong with them is returned beside it), writes them
+:class:`ReportFilter` reads ``start``, ``end`` (UTC days, both inclusive), ``enterprise``,
+``workflow``, ``user`` (a user's primary key) and ``tag`` from query parameters (what was wrong with them is returned beside it), writes them
 back as query strings, and gives the querysets of its period and scope (the models are imported
 when a queryset is asked for, not with this module).
 """
@@ -46,6 +46,10 @@ class ReportFilter:
     end: dt.date
     enterprise: str = ""
     workflow: str = ""
+    #: A user's primary key (as text): only that user's sessions.
+    user: str = ""
+    #: Only the sessions with this tag.
+    tag: str = ""
 
     @classmethod
     def default(cls, today: dt.date | None = None) -> ReportFilter:
@@ -83,7 +87,10 @@ class ReportFilter:
             start = end - dt.timedelta(days=MAX_DAYS - 1)
         enterprise = str(params.get("enterprise") or "").strip()
         workflow = str(params.get("workflow") or "").strip()
-        return cls(start=start, end=end, enterprise=enterprise, workflow=workflow), errors
+        user = str(params.get("user") or "").strip()
+        tag = str(params.get("tag") or "").strip()
+        flt = cls(start=start, end=end, enterprise=enterprise, workflow=workflow, user=user, tag=tag)
+        return flt, errors
 
     @property
     def days(self) -> list[dt.date]:
@@ -95,6 +102,8 @@ class ReportFilter:
             "end": self.end.isoformat(),
             "enterprise": self.enterprise,
             "workflow": self.workflow,
+            "user": self.user,
+            "tag": self.tag,
         }
         values.update({k: "" if v is None else str(v) for k, v in overrides.items()})
         return {k: v for k, v in values.items() if v}
@@ -102,14 +111,32 @@ class ReportFilter:
     def querystring(self, **overrides: Any) -> str:
         return urlencode(self.params(**overrides))
 
-    def rollups(self) -> DailyRollupQuerySet:
-        from ag2_logging.models import DailyRollup
+    @property
+    def by_people(self) -> bool:
+        """Whether a user or a tag is chosen (the model rollups, which have neither, cannot
+        answer then: the model comparison reads the calls)."""
+        return bool(self.user or self.tag)
 
-        return (
-            DailyRollupQuerySet(DailyRollup)
-            .for_days(self.start, self.end)
-            .in_scope(self.enterprise, self.workflow)
+    def rollups(self, fields: tuple[str, ...] = ()) -> DailyRollupQuerySet:
+        """The rollups of the period and scope, from the table that has the dimensions asked for
+        (``fields``) and chosen: ``TagDayRollup`` for a tag, ``UserDayRollup`` for a user, else
+        ``DailyRollup``; all three have its columns."""
+        from ag2_logging.models import DailyRollup, TagDayRollup, UserDayRollup
+
+        model: Any = DailyRollup
+        if self.tag or "tag" in fields:
+            model = TagDayRollup
+        elif self.user or "user_id" in fields:
+            model = UserDayRollup
+        qs = (
+            DailyRollupQuerySet(model).for_days(self.start, self.end).in_scope(self.enterprise, self.workflow)
         )
+        # Columns of the user and tag tables (the queryset is typed for DailyRollup's).
+        if self.user:
+            qs = qs.filter(**{"user_id": self.user})
+        if self.tag:
+            qs = qs.filter(**{"tag": self.tag})
+        return qs
 
     def model_rollups(self) -> ModelDayRollupQuerySet:
         from ag2_logging.models import ModelDayRollup
@@ -123,15 +150,52 @@ class ReportFilter:
     def calls(self) -> Any:
         from ag2_logging.models import LLMCall
 
-        return LLMCall.objects.started_between(self.start, self.end).in_scope(self.enterprise, self.workflow)
+        calls = LLMCall.objects.started_between(self.start, self.end).in_scope(self.enterprise, self.workflow)
+        return self._people(calls, "session__")
 
     def sessions(self) -> Any:
         from ag2_logging.models import Session
 
-        return Session.objects.started_between(self.start, self.end).in_scope(self.enterprise, self.workflow)
+        sessions = Session.objects.started_between(self.start, self.end).in_scope(
+            self.enterprise, self.workflow
+        )
+        return self._people(sessions, "")
+
+    def _people(self, qs: Any, prefix: str) -> Any:
+        """``qs`` (sessions, or rows with a ``session``: ``prefix``) of the chosen user and tag."""
+        if self.user:
+            qs = qs.filter(**{f"{prefix}user_id": self.user_pk()})
+        if self.tag:
+            qs = qs.filter(**{f"{prefix}tag_rows__tag": self.tag})
+        return qs
+
+    def user_pk(self) -> Any:
+        """The chosen user's primary key in its field's type (None when it cannot be one)."""
+        from django.contrib.auth import get_user_model
+        from django.core.exceptions import ValidationError
+
+        pk_field = get_user_model()._meta.pk
+        assert pk_field is not None
+        try:
+            return pk_field.to_python(self.user)
+        except (ValidationError, ValueError, TypeError):
+            return None
+
+    def sessions_list_params(self, **extra: str) -> dict[str, str]:
+        """Query parameters of the session list showing the sessions of this filter."""
+        params = {
+            "started_at__gte": self.start.isoformat(),
+            "started_at__lt": (self.end + dt.timedelta(days=1)).isoformat(),
+        }
+        for name in ("enterprise", "workflow", "user", "tag"):
+            if getattr(self, name):
+                params[name] = getattr(self, name)
+        params.update(extra)
+        return params
 
     def calls_list_params(self, **extra: str) -> dict[str, str]:
-        """Query parameters of the LLM call list showing the calls of this filter."""
+        """Query parameters of the LLM call list showing the calls of this filter (its period,
+        enterprise and workflow: the list has no user or tag filter)."""
         params = {
             "started_at__gte": self.start.isoformat(),
             "started_at__lt": (self.end + dt.timedelta(days=1)).isoformat(),

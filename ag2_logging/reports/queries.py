@@ -20,9 +20,12 @@ from collections import defaultdict
 from dataclasses import replace
 from typing import Any
 
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import Count, Q
+from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate
+from django.utils.translation import gettext_lazy as _
 
 from ag2_logging.models import AgentEvent, DailyRollup, LLMCall, Session, ToolCall
 from ag2_logging.querysets import LATENCY_BUCKETS, DailyRollupQuerySet, day_start
@@ -56,7 +59,9 @@ TIMELINE_LIMIT = 2_000
 #: Up to this many calls in the period, latency and sessions per model are counted from the
 #: calls; above it (and without ``exact=True``), they come from the model rollups: sessions
 #: exactly, p95 from their latency histogram, so the page stays fast at millions of calls.
-EXACT_LIMIT = 100_000
+#: Counting reads every call of the period's dates whatever else filters them (a sequential
+#: scan: 0.4 s a query for one enterprise's 49,000 calls among a million), hence 20,000.
+EXACT_LIMIT = 20_000
 
 
 def rollups() -> DailyRollupQuerySet:
@@ -72,22 +77,54 @@ def _sort_key(row: BreakdownRow) -> tuple[Any, ...]:
     return (-f.priced_cost, -f.unpriced, -f.calls, row.label)
 
 
-def breakdown(dimension: str | Dimension, flt: ReportFilter, *, with_sessions: bool = True) -> Breakdown:
+def known_share(figures: Figures, total: Figures) -> float | None:
+    """A group's share of the period's known cost: None (unknown, never 0.0) when the group's
+    own cost is unknown. With calls unpriced anywhere the shares are of the known cost only."""
+    if figures.cost_state == "unknown":
+        return None
+    return share(figures.priced_cost, total.priced_cost)
+
+
+#: The breakdowns with p50 and p95 latency, and the call field each groups the calls by.
+LATENCY_FIELDS = {"workflow": "session__workflow_name", "agent": "agent_name"}
+
+
+def breakdown(
+    dimension: str | Dimension, flt: ReportFilter, *, with_sessions: bool = True, with_latency: bool = True
+) -> Breakdown:
     """Totals per enterprise, workflow, model, agent or day: one grouped query on the rollups,
-    plus one on sessions for the dimensions sessions have (enterprise, workflow, day)."""
+    plus one for the sessions per group (on sessions for enterprise, workflow and day; for model
+    and agent, see :func:`_call_session_counts`: above ``EXACT_LIMIT`` calls in the period, per
+    model from the model rollups and per agent not at all, the rows' ``sessions`` left None); for
+    workflow and agent, one more for the p50 and p95 latency of each group's calls (when the
+    period has at most ``EXACT_LIMIT`` calls)."""
     dim = DIMENSIONS[dimension] if isinstance(dimension, str) else dimension
     rows: list[BreakdownRow] = []
     total = Figures()
-    for group in flt.rollups().grouped(*dim.fields):
+    for group in flt.rollups(dim.fields).grouped(*dim.fields):
         key = {name: group[name] for name in dim.fields}
         figures = Figures.from_rollup(group)
         total.add(figures)
         rows.append(BreakdownRow(key=key, label=dim.key_label(key), figures=figures))
-    if with_sessions and (dim.session_field or dim.slug == "day"):
+    if dim.slug == "tag":
+        # A session with two tags is in two rows: the total is the period's, not the rows' sum.
+        total = Figures.from_rollup(flt.rollups().totals())
+    if dim.slug == "user":
+        _label_users(rows)
+    if with_sessions and dim.slug in ("user", "tag"):
+        by_people, total.sessions = _people_session_counts(dim, flt)
+        for row in rows:
+            row.figures.sessions = by_people.get(row.key[dim.fields[0]], 0)
+    elif with_sessions and (dim.session_field or dim.slug == "day"):
         by_key = _session_counts(dim, flt)
         total.sessions = sum(by_key.values())
         for row in rows:
             row.figures.sessions = by_key.get(row.key[dim.fields[0]], 0)
+    elif with_sessions:
+        by_fields, total.sessions = _call_session_counts(dim, flt, total.calls)
+        if by_fields is not None:
+            for row in rows:
+                row.figures.sessions = by_fields.get(tuple(row.key[name] for name in dim.fields), 0)
     if dim.slug == "day":
         present = {row.key["day"]: row for row in rows}
         rows = [
@@ -102,9 +139,31 @@ def breakdown(dimension: str | Dimension, flt: ReportFilter, *, with_sessions: b
     else:
         rows.sort(key=_sort_key)
     for row in rows:
-        row.cost_share = share(row.figures.priced_cost, total.priced_cost)
+        row.cost_share = known_share(row.figures, total)
         row.token_share = share(row.figures.total_tokens, total.total_tokens)
-    return Breakdown(dimension=dim, filter=flt, rows=rows, total=total)
+    latency = with_latency and dim.slug in LATENCY_FIELDS and 0 < total.calls <= EXACT_LIMIT
+    if latency:
+        _group_latency(dim, flt, rows)
+    return Breakdown(dimension=dim, filter=flt, rows=rows, total=total, latency=latency)
+
+
+def _group_latency(dim: Dimension, flt: ReportFilter, rows: list[BreakdownRow]) -> None:
+    """Each row's p50 and p95 latency (ms) from its calls' latencies (one query, sorted by the
+    database; the percentiles interpolate as ``percentile_cont`` does)."""
+    field = LATENCY_FIELDS[dim.slug]
+    values: dict[Any, list[float]] = defaultdict(list)
+    latencies = (
+        rolled_up_calls(flt)
+        .filter(latency_ms__isnull=False)
+        .order_by(field, "latency_ms")
+        .values_list(field, "latency_ms")
+    )
+    for key, latency in latencies.iterator(chunk_size=5_000):
+        values[key].append(float(latency))
+    for row in rows:
+        ordered = values.get(row.key[dim.fields[0]], [])
+        row.p50_latency_ms = percentile(ordered, 0.5)
+        row.p95_latency_ms = percentile(ordered, 0.95)
 
 
 def _session_counts(dim: Dimension, flt: ReportFilter) -> dict[Any, int]:
@@ -116,6 +175,94 @@ def _session_counts(dim: Dimension, flt: ReportFilter) -> dict[Any, int]:
     return {row[dim.session_field]: row["sessions"] for row in sessions.count_by(dim.session_field)}
 
 
+def _people_session_counts(dim: Dimension, flt: ReportFilter) -> tuple[dict[str, int], int]:
+    """Finished sessions per user (the key as the rollups have it: the primary key as text, ""
+    for none) or per tag (one grouped query), and the finished sessions in all (one more)."""
+    sessions = flt.sessions().exclude(status=Session.Status.RUNNING)
+    counts: dict[str, int] = {}
+    if dim.slug == "user":
+        for row in sessions.count_by("user_id"):
+            key = "" if row["user_id"] is None else str(row["user_id"])
+            counts[key] = counts.get(key, 0) + int(row["sessions"])
+        return counts, sum(counts.values())
+    for row in sessions.values("tag_rows__tag").annotate(n=Count("id")).order_by():
+        if row["tag_rows__tag"] is not None:
+            counts[row["tag_rows__tag"]] = int(row["n"])
+    return counts, sessions.count()
+
+
+def user_labels(keys: list[str]) -> dict[str, str]:
+    """``{user key: label}``: the user's name (``get_username()``, one query for all), "(no
+    user)" for "", "#<id> (deleted)" for a user that no longer exists."""
+    model = get_user_model()
+    pk_field = model._meta.pk
+    assert pk_field is not None
+    wanted: dict[str, Any] = {}
+    for key in keys:
+        if key:
+            try:
+                wanted[key] = pk_field.to_python(key)
+            except (ValidationError, ValueError, TypeError):
+                continue
+    names: dict[str, str] = {}
+    if wanted:
+        users = model._default_manager.filter(pk__in=list(wanted.values()))
+        names = {str(user.pk): user.get_username() for user in users}
+    return {
+        key: (names.get(key) or str(_("#%(id)s (deleted)") % {"id": key})) if key else str(_("(no user)"))
+        for key in keys
+    }
+
+
+def _label_users(rows: list[BreakdownRow]) -> None:
+    labels = user_labels([row.key["user_id"] for row in rows])
+    for row in rows:
+        row.label = labels[row.key["user_id"]]
+
+
+def user_choices(flt: ReportFilter) -> list[tuple[str, str]]:
+    """``(user key, label)`` of the users with calls in the period, by label (two queries at
+    most): the choices of the reports' user filter (the chosen one always among them)."""
+    from ag2_logging.models import UserDayRollup
+
+    # ``user_id`` is UserDayRollup's text column (its manager is typed for DailyRollup's).
+    column = "user_id"
+    rollups: Any = UserDayRollup.objects.filter(day__gte=flt.start, day__lte=flt.end)
+    keys = set(rollups.exclude(**{column: ""}).values_list(column, flat=True).distinct().order_by()[:500])
+    if flt.user:
+        keys.add(flt.user)
+    labels = user_labels(sorted(keys))
+    return sorted(labels.items(), key=lambda item: (item[1].lower(), item[0]))
+
+
+def _call_session_counts(
+    dim: Dimension, flt: ReportFilter, calls_in_period: int, *, with_total: bool = True
+) -> tuple[dict[tuple[Any, ...], int] | None, int | None]:
+    """Per group of ``dim.fields`` (model and provider, or agent), the finished sessions in scope
+    that made a call in the period with it; and those sessions in all (a session that used two
+    models counts once in the total; None without ``with_total``).
+
+    Up to ``EXACT_LIMIT`` calls in the period both are counted on the calls (two queries). Above
+    it, so that no page reads millions of calls: sessions per model come from the model rollups
+    (one query; each session counted on the day of its first call to the model, as in the model
+    comparison; not with a user or tag chosen, which those rollups do not have), per agent they
+    are not counted (the first item is None), and the total is the finished sessions in scope
+    that started in the period (one query on sessions)."""
+    if calls_in_period <= EXACT_LIMIT:
+        calls = rolled_up_calls(flt)
+        grouped = calls.values(*dim.fields).annotate(n=Count("session", distinct=True)).order_by()
+        counts = {tuple(row[name] for name in dim.fields): int(row["n"]) for row in grouped}
+        if not with_total:
+            return counts, None
+        return counts, int(calls.aggregate(n=Count("session", distinct=True))["n"] or 0)
+    by_model: dict[tuple[Any, ...], int] | None = None
+    if dim.slug == "model" and not flt.by_people:
+        grouped = flt.model_rollups().values("model", "provider").annotate(n=Sum("session_count")).order_by()
+        by_model = {(row["model"], row["provider"]): int(row["n"] or 0) for row in grouped}
+    total = flt.sessions().exclude(status=Session.Status.RUNNING).count() if with_total else None
+    return by_model, total
+
+
 # ---------------------------------------------------------------------------------------------
 # Cost per day, stacked
 
@@ -125,7 +272,7 @@ def daily_series(flt: ReportFilter, stack: str = "model", *, top: int = 7) -> Da
     dim = DIMENSIONS[stack]
     per_name: dict[str, Figures] = defaultdict(Figures)
     cells: list[tuple[dt.date, str, Figures]] = []
-    for group in flt.rollups().grouped("day", *dim.fields):
+    for group in flt.rollups(dim.fields).grouped("day", *dim.fields):
         name = dim.key_label(group)
         cell = Figures.from_rollup(group)
         per_name[name].add(cell)
@@ -172,17 +319,39 @@ def daily_series(flt: ReportFilter, stack: str = "model", *, top: int = 7) -> Da
 
 
 def overview(flt: ReportFilter, *, stack: str = "model", top: int = 5) -> Overview:
-    """Totals, cost per day and the top enterprises, workflows, models and agents (7 queries)."""
+    """Totals, cost per day and the top enterprises, workflows, models and agents, each with its
+    sessions (at most 10 queries: four on the rollups, one grouping the period's sessions by
+    enterprise, workflow and status, the sessions per model and per agent as
+    :func:`_call_session_counts` counts them, the unattributed calls, the daily series)."""
     tops = {
-        slug: breakdown(slug, flt, with_sessions=False)
+        slug: breakdown(slug, flt, with_sessions=False, with_latency=False)
         for slug in ("enterprise", "workflow", "model", "agent")
     }
-    total = tops["model"].total
-    counts = flt.sessions().aggregate(
-        sessions=Count("id", filter=~Q(status=Session.Status.RUNNING)),
-        running=Count("id", filter=Q(status=Session.Status.RUNNING)),
-    )
-    total = replace(total, sessions=counts["sessions"])
+    by_enterprise: dict[str, int] = defaultdict(int)
+    by_workflow: dict[str, int] = defaultdict(int)
+    finished = running = 0
+    grouped = flt.sessions().values("enterprise_id", "workflow_name", "status").annotate(n=Count("id"))
+    for group in grouped.order_by():
+        if group["status"] == Session.Status.RUNNING:
+            running += group["n"]
+            continue
+        finished += group["n"]
+        by_enterprise[group["enterprise_id"]] += group["n"]
+        by_workflow[group["workflow_name"]] += group["n"]
+    for slug, counts in (("enterprise", by_enterprise), ("workflow", by_workflow)):
+        part = tops[slug]
+        field = part.dimension.fields[0]
+        for row in part.rows:
+            row.figures.sessions = counts.get(row.key[field], 0)
+        part.total.sessions = finished
+    for slug in ("model", "agent"):
+        part = tops[slug]
+        by_fields, _total = _call_session_counts(part.dimension, flt, part.total.calls, with_total=False)
+        if by_fields is not None:
+            for row in part.rows:
+                row.figures.sessions = by_fields.get(tuple(row.key[n] for n in part.dimension.fields), 0)
+        part.total.sessions = finished
+    total = replace(tops["model"].total, sessions=finished)
     unattributed = 0
     if not flt.enterprise and not flt.workflow:
         unattributed = flt.calls().unattributed().count()
@@ -193,7 +362,7 @@ def overview(flt: ReportFilter, *, stack: str = "model", top: int = 5) -> Overvi
         stack=stack,
         top=tops,
         unattributed_calls=unattributed,
-        running_sessions=counts["running"],
+        running_sessions=running,
     )
 
 
@@ -217,14 +386,15 @@ def model_comparison(flt: ReportFilter, *, sort: str = "-cost", exact: bool = Fa
     latencies)."""
     in_sql = percentile_in_sql()
     rows, total = _model_rows(flt)
-    from_histogram = not exact and total.calls > EXACT_LIMIT
+    # The model rollups have no user or tag: with one chosen, the calls answer.
+    from_histogram = not exact and total.calls > EXACT_LIMIT and not flt.by_people
     counts: dict[str, list[int]] = {}
     if rows and from_histogram:
         _latency_from_rollups(flt, rows, counts)
     elif rows:
         _latency_from_calls(flt, rows, counts, in_sql=in_sql)
     for row in rows:
-        row.cost_share = share(row.figures.priced_cost, total.priced_cost)
+        row.cost_share = known_share(row.figures, total)
     column = sort.lstrip("-")
     if column not in MODEL_COLUMNS:
         sort, column = "-cost", "cost"
@@ -301,8 +471,8 @@ def rolled_up_calls(flt: ReportFilter) -> Any:
     The scope is a subquery on sessions (their enterprise and workflow indexes), so a filtered
     report reads the calls of those sessions rather than every call of the period."""
     sessions = Session.objects.exclude(status=Session.Status.RUNNING)
-    if flt.enterprise or flt.workflow:
-        sessions = sessions.in_scope(flt.enterprise, flt.workflow).filter(
+    if flt.enterprise or flt.workflow or flt.by_people:
+        sessions = flt._people(sessions.in_scope(flt.enterprise, flt.workflow), "").filter(
             started_at__lt=day_start(flt.end + dt.timedelta(days=1))
         )
     return LLMCall.objects.started_between(flt.start, flt.end).filter(session__in=sessions.values("pk"))

@@ -4,8 +4,10 @@
 :func:`csv_response` write such a table as CSV, safe to open in a spreadsheet: a cell that
 starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is taken as a formula by Excel,
 LibreOffice and Google Sheets (CSV injection), so such text cells get a leading ``'`` and are
-shown as text. Numbers are written as numbers (a negative number is not text and is left alone);
-everything the app does not compute itself (names, ids, errors) is text.
+shown as text; before that, control characters in text are escaped visibly (NUL as
+``\\x00``, U+202E as ``\\u202e``: :mod:`ag2_logging.reports.text`). Numbers are written as
+numbers (a negative number is not text and is left alone); everything the app does not compute
+itself (names, ids, errors) is text.
 """
 
 from __future__ import annotations
@@ -19,20 +21,22 @@ from typing import Any
 from django.http import StreamingHttpResponse
 
 from ag2_logging.reports.figures import Breakdown, Figures, ModelComparison, Overview, Timeline
+from ag2_logging.reports.formats import export
+from ag2_logging.reports.text import visible
 
 
 def money(value: Decimal | None) -> str:
     """A cost as plain text with all its precision (CSV, JSON): '' when unknown."""
-    if value is None:
-        return ""
-    return format(value.normalize(), "f") if value else "0"
+    return export(value)
 
 
 def ratio(value: float | None, places: int = 4) -> str:
+    """A share or rate with ``places`` decimals (``0.5300``); '' when unknown."""
     return "" if value is None else f"{value:.{places}f}"
 
 
 def number(value: float | None, places: int = 1) -> str:
+    """A measure with ``places`` decimals (``1140.0``); '' when unknown."""
     return "" if value is None else f"{value:.{places}f}"
 
 
@@ -76,15 +80,25 @@ def _figure_cells(f: Figures, cost_share: float | None, token_share: float | Non
 def breakdown_table(report: Breakdown, *, with_total: bool = True) -> tuple[list[str], Iterator[list[Any]]]:
     """Header and rows of a breakdown, for CSV, JSON and the terminal (the total row last)."""
     keys = list(report.dimension.fields)
-    header = [*keys, *FIGURE_HEADER]
+    latency = ["p50_latency_ms", "p95_latency_ms"] if report.latency else []
+    named = report.dimension.slug == "user"  # the user's name beside the primary key
+    header = [*keys, *(["user"] if named else []), *FIGURE_HEADER, *latency]
 
     def rows() -> Iterator[list[Any]]:
         for row in report.rows:
             key = [row.key[name].isoformat() if name == "day" else row.key[name] for name in keys]
-            yield [*key, *_figure_cells(row.figures, row.cost_share, row.token_share)]
+            if named:
+                key.append(row.label)
+            cells = _figure_cells(row.figures, row.cost_share, row.token_share)
+            yield [
+                *key,
+                *cells,
+                *([number(row.p50_latency_ms), number(row.p95_latency_ms)] if latency else []),
+            ]
         if with_total:
-            label = ["TOTAL", *([""] * (len(keys) - 1))]
-            yield [*label, *_figure_cells(report.total, 1.0 if report.total.priced_cost else None, 1.0)]
+            label = ["TOTAL", *([""] * (len(keys) - 1 + named))]
+            cells = _figure_cells(report.total, 1.0 if report.total.priced_cost else None, 1.0)
+            yield [*label, *cells, *([""] * len(latency))]
 
     return header, rows()
 
@@ -208,21 +222,28 @@ def as_records(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[dic
 
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+#: Columns whose text may span lines: tab and newline are kept in them (escaped elsewhere).
+MULTILINE_COLUMNS = frozenset({"error", "pipeline_error", "result_summary"})
 
 
-def safe_cell(value: Any) -> str | int | float:
-    """``value`` as a CSV cell: text that a spreadsheet would run as a formula is escaped."""
+def safe_cell(value: Any, *, multiline: bool = False) -> str | int | float:
+    """``value`` as a CSV cell. Text has its control characters escaped visibly (NUL, C0/C1,
+    the bidi controls such as U+202E; tab and newline kept when ``multiline``: see
+    :func:`~ag2_logging.reports.text.visible`), then, if a spreadsheet would run it as a formula
+    (it starts with ``= + - @``, a tab or a carriage return), gets a leading ``'``."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
+    if isinstance(value, int):
         return value
+    if isinstance(value, float):
+        return export(value)  # 49.05, not 49.050000000000004
     if isinstance(value, Decimal):
-        return format(value, "f")
+        return format(value, "f")  # the stored precision, as the database holds it
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
-    text = str(value)
+    text = visible(str(value), multiline=multiline)
     if text.startswith(FORMULA_PREFIXES):
         return "'" + text
     return text
@@ -236,10 +257,15 @@ class _Echo:
 
 
 def csv_lines(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterator[str]:
+    """CSV lines of ``header`` and ``rows``, every cell through :func:`safe_cell` (the columns
+    named in ``MULTILINE_COLUMNS`` keep their tabs and newlines)."""
     writer = csv.writer(_Echo())
+    multiline = [name in MULTILINE_COLUMNS for name in header]
     yield writer.writerow([safe_cell(name) for name in header])
     for row in rows:
-        yield writer.writerow([safe_cell(value) for value in row])
+        yield writer.writerow(
+            [safe_cell(value, multiline=lines) for value, lines in zip(row, multiline, strict=False)]
+        )
 
 
 def csv_response(

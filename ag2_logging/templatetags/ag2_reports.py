@@ -2,33 +2,46 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import Any
 
 from django import template
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
+from ag2_logging.reports.formats import show
+from ag2_logging.reports.text import visible as _visible
+
 register = template.Library()
 
 
-def format_money(value: Decimal | float | int | None) -> str:
-    """$1,234.56 from a dollar up; below, three significant digits ($0.612, $0.000425); None is ''."""
+@register.filter
+def visible(value: Any, multiline: bool = False) -> str:
+    """Text from the record with its control characters escaped (NUL as ``\\x00``, U+202E as
+    ``\\u202e``; tab and newline kept with ``multiline``); '' for None."""
     if value is None:
         return ""
-    amount = Decimal(str(value)) if not isinstance(value, Decimal) else value
-    if amount == 0:
-        return "$0.00"
-    if abs(amount) >= 1:
-        return f"${amount:,.2f}"
-    exponent = amount.adjusted()  # position of the first significant digit
-    return f"${amount:.{max(-exponent + 2, 2)}f}"
+    return _visible(str(value), multiline=bool(multiline))
+
+
+def format_money(value: Decimal | float | int | None) -> str:
+    """$1,234.56 from a dollar up; below, three significant digits ($0.612, $0.000425, $0.0095);
+    None is '' (:func:`ag2_logging.reports.formats.show`)."""
+    return show(value, money=True, empty="")
+
+
+def money_text(value: Decimal | float | int | None) -> str:
+    """:func:`format_money`, or the word "unknown" for None (an unknown cost is never $0)."""
+    return format_money(value) if value is not None else str(_("unknown"))
 
 
 @register.filter
 def money(value: Decimal | float | int | None) -> str:
-    return format_money(value) if value is not None else _("unknown")
+    return money_text(value)
 
 
 @register.filter
@@ -71,12 +84,9 @@ def pct(value: float | None, places: int = 1) -> str:
 
 
 @register.filter
-def num(value: int | float | None) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float) and not value.is_integer():
-        return f"{value:,.1f}"
-    return f"{int(value):,}"
+def num(value: int | float | Decimal | None) -> str:
+    """A count or measure for the page: ``9,000``, ``12.5``, ``0.000123``; "—" for None."""
+    return show(value)
 
 
 @register.filter
@@ -103,3 +113,27 @@ def bar_width(value: float | None) -> str:
     if not value:
         return "0%"
     return f"{max(min(value, 1.0), 0.0) * 100:.1f}%"
+
+
+@register.filter
+def moment(value: dt.datetime | None, *, millis: bool = False, stacked: bool = False) -> SafeString | str:
+    """A point in time for a list or a page: in the admin's time zone, to the second (to the
+    millisecond with ``millis``: events of one session are that close), the date without the
+    year when it is this year (``Nov 30, 15:32:07``; with ``stacked``, the time over the date,
+    for a narrow list column); the UTC time on hover (``title``) and in ``datetime``. "—" for
+    None."""
+    if value is None:
+        return "—"
+    local = timezone.localtime(value) if timezone.is_aware(value) else value
+    utc = value.astimezone(dt.UTC) if timezone.is_aware(value) else value
+    day = date_format(local, "M j" if local.year == timezone.localtime().year else "M j, Y")
+    clock = local.strftime("%H:%M:%S") + (f".{local.microsecond // 1000:03d}" if millis else "")
+    template = (
+        '<time datetime="{}" title="{} UTC">{}<br><small class="ag2-quiet">{}</small></time>'
+        if stacked
+        else '<time datetime="{}" title="{} UTC">{}, {}</time>'
+    )
+    utc_text = utc.strftime("%Y-%m-%d %H:%M:%S.") + f"{utc.microsecond // 1000:03d}"
+    if stacked:
+        return format_html(template, utc.isoformat(), utc_text, clock, day)
+    return format_html(template, utc.isoformat(), utc_text, day, clock)

@@ -15,9 +15,11 @@ or from a shell: ``python -m ag2_logging.testing.fake_llm --port 8800`` (loopbac
 
 Endpoints
 ---------
-``POST /v1/chat/completions`` (non-streaming; ``"stream": true`` gets a 400), ``GET /v1/models``
-and ``GET /health``. Any ``Authorization`` header is accepted; headers are never validated or
-stored.
+``POST /v1/chat/completions`` (plain JSON, or server-sent events with ``"stream": true``),
+``GET /v1/models`` and ``GET /health``. Any ``Authorization`` header is accepted; headers are never validated or
+stored. A 401 (``[[fail:401]]``) echoes the credential it was sent (the bearer token, or the
+``api-key`` / ``x-api-key`` header) in its error message, as providers do:
+``Incorrect API key provided: <credential>. ...``.
 
 Directives
 ----------
@@ -42,6 +44,17 @@ response id ``chatcmpl-fake-<n>`` and tool call id ``call_fake_<n>``.
     ``tool_calls``, content is null, arguments are the JSON text, ``{}`` if omitted). An unknown
     ``NAME`` is ignored; malformed JSON gets a 400. When a ``tool`` message is last, the reply is
     ``tool result: <its content, truncated to 200 chars>``.
+``[[usage_raw:{"prompt_tokens": 16000, "prompt_cache_hit_tokens": 12000, ...}]]``
+    Anywhere in the messages (the most recent message holding a ``usage`` or ``usage_raw``
+    directive wins): the reply's ``usage`` object is exactly this JSON object, so a provider's
+    own usage shape (DeepSeek, Anthropic-compatible, Gemini-compatible...) can be served.
+    ``[[usage_raw:null]]`` leaves ``usage`` out of the reply. :meth:`FakeLLMServer.total_usage`
+    counts only its OpenAI fields (``prompt_tokens``, ``completion_tokens``,
+    ``prompt_tokens_details.cached_tokens``).
+``[[function:NAME {"json": "args"}]]``
+    Like ``tool``, for the legacy functions API: when the request offers ``functions`` with
+    ``NAME``, the reply's message carries ``function_call`` (name, arguments), content null,
+    ``finish_reason`` ``function_call``.
 ``[[fail:429x2]]`` / ``[[fail:500]]`` / ``[[fail:timeoutx1]]``
     In the last ``user`` message: the first N requests (default 1) with identical ``messages``
     and ``model`` fail, then the same request succeeds (so SDK retries see the failures and then a
@@ -49,6 +62,24 @@ response id ``chatcmpl-fake-<n>`` and tool call id ``call_fake_<n>``.
     also send ``retry-after-ms`` (see ``retry_after_ms``). ``timeout`` sleeps
     ``error_sleep_seconds`` and then answers normally; if the client hung up meanwhile, the
     request is recorded with status 499 ("client closed request") and no usage.
+
+``[[stream_drop:N]]`` / ``[[stream_drop:N:reset]]``
+    Anywhere in the messages, for a streamed request: the stream stops after its first ``N``
+    ``data:`` chunks (the role chunk counts), with no usage chunk and no ``data: [DONE]``.
+    ``stream_drop:N`` ends the HTTP body cleanly (the SDK sees a stream that simply ends);
+    ``stream_drop:N:reset`` closes the connection mid-body (the terminating chunk of the
+    chunked encoding never comes: the client's HTTP library raises a protocol error).
+
+Streaming
+---------
+With ``"stream": true`` the reply is sent as server-sent events in OpenAI's format, with
+``Transfer-Encoding: chunked``: a first chunk with ``delta.role``, the content in pieces (or one
+tool call: its id and name, then its arguments), a chunk with ``finish_reason``, then, only when
+``stream_options.include_usage`` is true, a last chunk with ``choices: []`` and the ``usage``
+object (every earlier chunk then carries ``"usage": null``), then ``data: [DONE]``. The
+usage directives apply (``[[usage_raw:null]]`` sends no usage chunk even when asked: a server
+that ignores ``include_usage``). :attr:`ServedRequest.usage` is the usage the stream reported:
+None when no usage chunk was sent.
 
 The plain reply content is ``fake reply <n>``, then `` [[marker:XYZ]]`` if a marker applies, then
 `` TERMINATE`` if ``[[terminate]]`` appears.
@@ -96,6 +127,11 @@ _TERMINATE_RE: Final = re.compile(r"\[\[terminate\]\]")
 _USAGE_RE: Final = re.compile(r"\[\[usage:([^\]]*)\]\]")
 _FAIL_RE: Final = re.compile(r"\[\[fail:(\d{3}|timeout)(?:x(\d+))?\]\]")
 _TOOL_RE: Final = re.compile(r"\[\[tool:([A-Za-z0-9_-]+)")
+_FUNCTION_RE: Final = re.compile(r"\[\[function:([A-Za-z0-9_-]+)")
+_USAGE_RAW_RE: Final = re.compile(r"\[\[usage_raw:")
+_STREAM_DROP_RE: Final = re.compile(r"\[\[stream_drop:(\d+)(:reset)?\]\]")
+#: Characters of reply content per streamed chunk.
+STREAM_PIECE_CHARS: Final = 6
 _USAGE_KEYS: Final = {
     "prompt": "prompt_tokens",
     "completion": "completion_tokens",
@@ -206,6 +242,10 @@ class ServedRequest:
     marker: str | None
     #: ``chatcmpl-fake-<n>`` for successful replies, else None.
     response_id: str | None
+    #: True for a ``"stream": true`` request.
+    streamed: bool = False
+    #: For a streamed reply cut by ``[[stream_drop:N]]``: N (the chunks sent), else None.
+    dropped_after: int | None = None
 
 
 @dataclass
@@ -216,6 +256,11 @@ class _Outcome:
     tool_call: str | None = None
     response_id: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    #: A streamed reply: the ``data:`` payloads to send (``[DONE]`` included when it is sent).
+    chunks: list[str] | None = None
+    #: ``[[stream_drop:N]]``: N, and whether the connection is reset rather than ended cleanly.
+    dropped_after: int | None = None
+    reset: bool = False
 
 
 def is_loopback_host(host: str) -> bool:
@@ -288,11 +333,12 @@ def _parse_usage(spec: str, base: Usage) -> Usage:
         raise _DirectiveError(f"bad usage directive [[usage:{spec}]]: {exc}") from None
 
 
-def _parse_tool_directive(text: str) -> tuple[str, str] | None:
-    """Find the last ``[[tool:NAME {json}]]`` in ``text``: (name, arguments JSON text)."""
+def _parse_tool_directive(text: str, regex: re.Pattern[str] = _TOOL_RE) -> tuple[str, str] | None:
+    """Find the last ``[[tool:NAME {json}]]`` (or ``[[function:...]]`` with ``regex=_FUNCTION_RE``)
+    in ``text``: (name, arguments JSON text)."""
     found: tuple[str, str] | None = None
     decoder = json.JSONDecoder()
-    for match in _TOOL_RE.finditer(text):
+    for match in regex.finditer(text):
         name = match.group(1)
         pos = match.end()
         while pos < len(text) and text[pos].isspace():
@@ -315,6 +361,51 @@ def _parse_tool_directive(text: str) -> tuple[str, str] | None:
             raise _DirectiveError(f"bad tool directive for {name!r}: expected ']]' after the arguments")
         found = (name, arguments)
     return found
+
+
+def _parse_usage_raw(text: str) -> tuple[bool, dict[str, Any] | None]:
+    """The last ``[[usage_raw:{json}]]`` in ``text``: (found, the usage object or None for
+    ``null``, which leaves ``usage`` out of the reply)."""
+    found: tuple[bool, dict[str, Any] | None] = (False, None)
+    decoder = json.JSONDecoder()
+    for match in _USAGE_RAW_RE.finditer(text):
+        try:
+            value, end = decoder.raw_decode(text, match.end())
+        except json.JSONDecodeError as exc:
+            raise _DirectiveError(f"bad usage_raw directive: invalid JSON: {exc}") from None
+        if not (value is None or isinstance(value, dict)) or not text.startswith("]]", end):
+            raise _DirectiveError(
+                "bad usage_raw directive: expected [[usage_raw:{...}]] or [[usage_raw:null]]"
+            )
+        found = (True, value)
+    return found
+
+
+def _usage_of_raw(raw: dict[str, Any] | None) -> Usage:
+    """What a raw usage report adds to :meth:`FakeLLMServer.total_usage` (OpenAI's fields only)."""
+    if not raw:
+        return Usage.zero()
+
+    def number(value: Any) -> int:
+        return value if isinstance(value, int) and value >= 0 else 0
+
+    prompt, completion = number(raw.get("prompt_tokens")), number(raw.get("completion_tokens"))
+    details = raw.get("prompt_tokens_details")
+    cached = number(details.get("cached_tokens")) if isinstance(details, dict) else 0
+    details = raw.get("completion_tokens_details")
+    reasoning = number(details.get("reasoning_tokens")) if isinstance(details, dict) else 0
+    try:
+        return Usage(prompt, completion, min(cached, prompt), min(reasoning, completion))
+    except ValueError:
+        return Usage.zero()
+
+
+def _offered_functions(body: dict[str, Any]) -> set[str]:
+    """Names offered through the legacy ``functions`` parameter."""
+    functions = body.get("functions")
+    if not isinstance(functions, list):
+        return set()
+    return {f["name"] for f in functions if isinstance(f, dict) and isinstance(f.get("name"), str)}
 
 
 def _offered_tools(body: dict[str, Any]) -> set[str]:
@@ -434,11 +525,46 @@ class _Handler(BaseHTTPRequestHandler):
         if path not in ("/v1/chat/completions", "/chat/completions"):
             self._send_error(404, f"unknown path {self.path!r}")
             return
-        outcome = self.fake._handle_chat(raw, self._client_gone)
-        if outcome.status != CLIENT_CLOSED_REQUEST:
-            self._send_json(outcome.status, outcome.body, outcome.headers)
-        else:
+        outcome = self.fake._handle_chat(raw, self._client_gone, self._credential())
+        if outcome.status == CLIENT_CLOSED_REQUEST:
             self.close_connection = True
+        elif outcome.chunks is not None:
+            self._send_stream(outcome)
+        else:
+            self._send_json(outcome.status, outcome.body, outcome.headers)
+
+    def _send_stream(self, outcome: _Outcome) -> None:
+        """Server-sent events, chunked; a dropped stream ends early (cleanly, or reset)."""
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Transfer-Encoding", "chunked")
+            if outcome.dropped_after is not None:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            for payload in outcome.chunks or []:
+                data = f"data: {payload}\n\n".encode()
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                self.wfile.flush()
+            if not outcome.reset:
+                self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True
+            return
+        if outcome.dropped_after is not None:
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                cast(socket.socket, self.connection).shutdown(socket.SHUT_RDWR)
+
+    def _credential(self) -> str:
+        """The credential the client sent (bearer token or ``api-key``), echoed only in a 401."""
+        authorization = self.headers.get("Authorization", "")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+        return self.headers.get("api-key") or self.headers.get("x-api-key") or authorization
 
     def _read_body(self) -> bytes | None:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -625,7 +751,7 @@ class FakeLLMServer:
             "data": [{"id": m, "object": "model", "created": 0, "owned_by": "fake-llm"} for m in models],
         }
 
-    def _handle_chat(self, raw: bytes, client_gone: Callable[[], bool]) -> _Outcome:
+    def _handle_chat(self, raw: bytes, client_gone: Callable[[], bool], credential: str = "") -> _Outcome:
         with self._lock:
             self._counter += 1
             n = self._counter
@@ -642,7 +768,7 @@ class FakeLLMServer:
                 model = raw_model if isinstance(raw_model, str) else ""
                 messages = raw_messages if isinstance(raw_messages, list) else []
             try:
-                outcome = self._answer(n, body, model, messages, client_gone)
+                outcome = self._answer(n, body, model, messages, client_gone, credential)
             except _DirectiveError as exc:
                 outcome = _Outcome(400, _error_body(400, str(exc)))
             except Exception as exc:  # a bug here must not hang the client
@@ -656,6 +782,8 @@ class FakeLLMServer:
                 tool_call=outcome.tool_call if outcome.status == 200 else None,
                 marker=_find_marker(messages),
                 response_id=outcome.response_id if outcome.status == 200 else None,
+                streamed=isinstance(body, dict) and bool(body.get("stream")),
+                dropped_after=outcome.dropped_after,
             )
             with self._lock:
                 self._served.append(record)
@@ -691,47 +819,64 @@ class FakeLLMServer:
         return failure
 
     def _answer(
-        self, n: int, body: Any, model: str, messages: list[Any], client_gone: Callable[[], bool]
+        self,
+        n: int,
+        body: Any,
+        model: str,
+        messages: list[Any],
+        client_gone: Callable[[], bool],
+        credential: str = "",
     ) -> _Outcome:
         _check_request(body, model, messages)
         with self._lock:
             self._models_seen.add(model)
         failure = self._scripted_failure(model, messages)
         if isinstance(failure, int):
-            return self._failure(n, failure)
+            return self._failure(n, failure, credential)
         if failure == "timeout":
             time.sleep(self.error_sleep_seconds)
             if client_gone():
                 return _Outcome(CLIENT_CLOSED_REQUEST, {})
         texts = [message_text(m) for m in messages]
-        usage = self.default_usage
-        for text in reversed(texts):
-            usage_matches = _USAGE_RE.findall(text)
-            if usage_matches:
-                usage = _parse_usage(usage_matches[-1], self.default_usage)
-                break
+        usage, usage_body = self._usage_for(texts)
         message, finish_reason, tool_name = _reply(n, body, messages, texts)
         response_id = f"chatcmpl-fake-{n}"
+        reply: dict[str, Any] = {
+            "id": response_id,
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish_reason, "logprobs": None}],
+            "system_fingerprint": "fp_fake",
+        }
+        if body.get("stream"):
+            return _streamed(reply, body, texts, usage, usage_body, tool_name)
+        if usage_body is not None:
+            reply["usage"] = usage_body
         return _Outcome(
             200,
-            {
-                "id": response_id,
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": model,
-                "choices": [
-                    {"index": 0, "message": message, "finish_reason": finish_reason, "logprobs": None}
-                ],
-                "usage": usage.to_openai(),
-                "system_fingerprint": "fp_fake",
-            },
+            reply,
             usage=usage,
             tool_call=tool_name,
             response_id=response_id,
         )
 
-    def _failure(self, n: int, status: int) -> _Outcome:
-        """A scripted HTTP error (``[[fail:429]]`` and the like)."""
+    def _usage_for(self, texts: list[str]) -> tuple[Usage, dict[str, Any] | None]:
+        """The reply's usage (for :meth:`total_usage`) and the ``usage`` object it sends (None:
+        left out), from the most recent message holding a usage or usage_raw directive."""
+        for text in reversed(texts):
+            found, raw = _parse_usage_raw(text)
+            if found:
+                return _usage_of_raw(raw), raw
+            usage_matches = _USAGE_RE.findall(text)
+            if usage_matches:
+                usage = _parse_usage(usage_matches[-1], self.default_usage)
+                return usage, usage.to_openai()
+        return self.default_usage, self.default_usage.to_openai()
+
+    def _failure(self, n: int, status: int, credential: str = "") -> _Outcome:
+        """A scripted HTTP error (``[[fail:429]]`` and the like). A 401 echoes the credential it
+        was sent, as providers do (``Incorrect API key provided: ...``)."""
         headers: dict[str, str] = {}
         if self.retry_after_ms is not None and (status == 429 or status >= 500):
             headers["retry-after-ms"] = str(self.retry_after_ms)
@@ -739,11 +884,10 @@ class FakeLLMServer:
             status_text = HTTPStatus(status).phrase
         except ValueError:
             status_text = "error"
-        return _Outcome(
-            status,
-            _error_body(status, f"scripted fake error {status} ({status_text}) for request {n}"),
-            headers=headers,
-        )
+        message = f"scripted fake error {status} ({status_text}) for request {n}"
+        if status == 401:
+            message = f"Incorrect API key provided: {credential}. {message}"
+        return _Outcome(status, _error_body(status, message), headers=headers)
 
 
 def _check_request(body: Any, model: str, messages: list[Any]) -> None:
@@ -754,8 +898,74 @@ def _check_request(body: Any, model: str, messages: list[Any]) -> None:
         raise _DirectiveError("'model' is required and must be a string")
     if not messages or not all(isinstance(m, dict) for m in messages):
         raise _DirectiveError("'messages' must be a non-empty list of objects")
-    if body.get("stream"):
-        raise _DirectiveError("streaming is not supported by the fake LLM server; use stream=false")
+
+
+def _stream_deltas(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``delta`` objects that stream ``message`` (role first, then content or tool call)."""
+    deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
+    for call in message.get("tool_calls") or []:
+        function = call["function"]
+        head = {"id": call["id"], "type": "function", "function": {"name": function["name"], "arguments": ""}}
+        deltas.append({"tool_calls": [{"index": 0, **head}]})
+        deltas.append({"tool_calls": [{"index": 0, "function": {"arguments": function["arguments"]}}]})
+    if message.get("function_call"):
+        deltas.append({"function_call": message["function_call"]})
+    content = message.get("content") or ""
+    for start in range(0, len(content), STREAM_PIECE_CHARS):
+        deltas.append({"content": content[start : start + STREAM_PIECE_CHARS]})
+    return deltas
+
+
+def _streamed(
+    reply: dict[str, Any],
+    body: dict[str, Any],
+    texts: list[str],
+    usage: Usage,
+    usage_body: dict[str, Any] | None,
+    tool_name: str | None,
+) -> _Outcome:
+    """``reply`` as the ``data:`` payloads of an OpenAI chat-completions stream (see
+    "Streaming" in the module docstring), cut short by a ``[[stream_drop:N]]`` directive."""
+    options = body.get("stream_options")
+    include_usage = isinstance(options, dict) and options.get("include_usage") is True
+    choice = reply["choices"][0]
+    head = {key: reply[key] for key in ("id", "created", "model", "system_fingerprint")}
+    head["object"] = "chat.completion.chunk"
+    extra: dict[str, Any] = {"usage": None} if include_usage else {}
+    deltas = _stream_deltas(choice["message"])
+    chunks: list[dict[str, Any]] = [
+        {**head, "choices": [{"index": 0, "delta": d, "logprobs": None, "finish_reason": None}], **extra}
+        for d in deltas
+    ]
+    chunks.append(
+        {
+            **head,
+            "choices": [
+                {"index": 0, "delta": {}, "logprobs": None, "finish_reason": choice["finish_reason"]}
+            ],
+            **extra,
+        }
+    )
+    reported = include_usage and usage_body is not None
+    if reported:
+        chunks.append({**head, "choices": [], "usage": usage_body})
+    payloads = [json.dumps(chunk) for chunk in chunks] + ["[DONE]"]
+    drop = next((m for text in reversed(texts) for m in reversed(list(_STREAM_DROP_RE.finditer(text)))), None)
+    dropped_after: int | None = None
+    if drop is not None and int(drop.group(1)) < len(payloads) - 1:
+        dropped_after = int(drop.group(1))
+        payloads = payloads[:dropped_after]
+        reported = False
+    return _Outcome(
+        200,
+        {},
+        usage=usage if reported else None,
+        tool_call=tool_name,
+        response_id=reply["id"],
+        chunks=payloads,
+        dropped_after=dropped_after,
+        reset=drop is not None and dropped_after is not None and drop.group(2) is not None,
+    )
 
 
 def _reply(
@@ -772,7 +982,12 @@ def _reply(
         content = f"tool result: {message_text(last)[:TOOL_RESULT_MAX_CHARS]}"
     else:
         directive = _parse_tool_directive(texts[-1])
-        if directive is not None and directive[0] in _offered_tools(body):
+        function = _parse_tool_directive(texts[-1], _FUNCTION_RE)
+        if function is not None and function[0] in _offered_functions(body):
+            tool_name, arguments = function
+            message["function_call"] = {"name": tool_name, "arguments": arguments}
+            finish_reason = "function_call"
+        elif directive is not None and directive[0] in _offered_tools(body):
             tool_name, arguments = directive
             message["tool_calls"] = [
                 {

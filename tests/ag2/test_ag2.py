@@ -16,8 +16,10 @@ from typing import Any
 import orjson
 import pytest
 from ag2 import Agent, TaskConfig
+from ag2.annotations import Context
 from ag2.config import OpenAIConfig
-from ag2.middleware import RetryMiddleware
+from ag2.events import BaseEvent, ModelResponse, Usage, UsageEvent
+from ag2.middleware import AgentTurn, BaseMiddleware, Middleware, RetryMiddleware
 from ag2.usage import UsageReport
 
 from ag2_logging import ag2_logging_session, flush
@@ -286,9 +288,10 @@ def test_subtask_usage_rolled_up_by_ag2_is_counted_once(
         20,
     )
     assert sub.cost == expected_cost("gpt-4o-mini", 300, 60, 100, 20)
-    # what AG2's rollup does not carry
-    assert (sub.response_id, sub.latency_ms, sub.started_at) == ("", None, None)
-    assert sub.response == {"source": "usage_event", "kind": "model_call", "finish_reason": "stop"}
+    # recorded from the OpenAI SDK as the sub-agent made it (AG2's rollup, which carries no
+    # response id nor latency, is then skipped)
+    assert sub.response_id == llm.served[1].response_id and sub.latency_ms is not None
+    assert sub.response == {"source": "openai_sdk", "stream": False}
     assert_totals_match(session, report, llm)
     assert session.call_count == 3 and session.prompt_tokens == 700
 
@@ -339,6 +342,38 @@ def test_the_middleware_listed_twice_records_once(llm: FakeLLMServer, model_conf
     assert (session.call_count, ToolCall.objects.count()) == (2, 1)
     assert AgentEvent.objects.filter(name="turn").count() == 1
     assert_totals_match(session, report, llm)
+
+
+class _ReportsUsage(BaseMiddleware):
+    """Reports one call of its own on the stream after the turn's LLM call, as AG2's compaction
+    does (a summary made on a throwaway stream): no tool runs in the turn."""
+
+    async def on_turn(self, call_next: AgentTurn, event: BaseEvent, context: Context) -> ModelResponse:
+        response = await call_next(event, context)
+        usage = Usage(prompt_tokens=120, completion_tokens=30)
+        await context.send(UsageEvent(usage, kind="compaction", model="gpt-4o-mini", provider="openai"))
+        return response
+
+
+def test_usage_another_middleware_reports_without_a_tool_is_recorded(
+    llm: FakeLLMServer, model_config: OpenAIConfig
+) -> None:
+    """An agent listing middleware other than ours and AG2's quiet built-ins has its stream
+    watched from the turn's start (a turn without tools is watched only then)."""
+    agent = make_agent(model_config, middleware=[Middleware(_ReportsUsage)])
+    _, report = run(ask(agent, f"hello {USAGE}", "chat-compaction"))
+    assert report.by_kind["compaction"].prompt_tokens == 120
+
+    session = Session.objects.get()
+    call, compaction = calls(session)
+    assert_call(call, llm.served[0])
+    assert (compaction.agent_name, compaction.model, compaction.prompt_tokens) == (
+        "assistant",
+        "gpt-4o-mini",
+        120,
+    )
+    assert compaction.response == {"source": "usage_event", "kind": "compaction", "finish_reason": None}
+    assert (session.call_count, session.prompt_tokens) == (2, 200 + 120)
 
 
 # -- the same scenario as classic autogen ----------------------------------------------------------

@@ -1,4 +1,5 @@
-"""manage.py ag2_logging_doctor: does the record reach the reports here? One line per check."""
+"""manage.py ag2_logging_doctor: is logging on, and does the record reach the reports here? One line
+per check, the first saying whether logging is on or off and which setting or variable says so."""
 
 from __future__ import annotations
 
@@ -11,6 +12,14 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from ag2_logging.conf import conf
 
 Check = tuple[str, bool | None, str]  # (what, ok: True / False / None = not applicable, detail)
+
+
+def _enabled() -> Check:
+    """Whether this process records: ok when on, not applicable (``--``) when off."""
+    source = conf.resolved.enabled_source
+    if conf.resolved.enabled:
+        return "AG2 logging", True, f"on ({source})"
+    return "AG2 logging", None, f"off ({source}): nothing is recorded in this process"
 
 
 def _mode() -> Check:
@@ -77,7 +86,8 @@ def _pending() -> Check:
 
 class Command(BaseCommand):
     help = (
-        "Check that recorded sessions reach the reports: pipeline mode, broker, a worker on the queue, "
+        "Say whether AG2 logging is on (and which setting says so), and check that recorded sessions "
+        "reach the reports: pipeline mode, broker, a worker on the queue, "
         "journal directory and storage, and finished sessions that are not in the reports. Exits 1 on a problem."
     )
 
@@ -90,6 +100,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         timeout = options["timeout"]
         probes: list[Callable[[], Check]] = [
+            _enabled,
             _mode,
             lambda: _broker(timeout),
             lambda: _worker(timeout),
@@ -103,10 +114,6 @@ class Command(BaseCommand):
                 json.dumps([{"check": c, "ok": ok, "detail": d} for c, ok, d in checks], indent=2)
             )
         else:
-            if not conf.resolved.enabled:
-                self.stdout.write(
-                    "AG2 logging is off (AG2_RUNTIME_LOGGING): nothing is recorded in this process."
-                )
             for what, ok, detail in checks:
                 mark = {True: self.style.SUCCESS("ok  "), False: self.style.ERROR("FAIL"), None: "--  "}[ok]
                 self.stdout.write(f"{mark} {what}: {detail}")

@@ -3,6 +3,7 @@
 manage.py ag2_logging_report enterprise --start 2026-01-01 --end 2026-01-31
 manage.py ag2_logging_report models --enterprise acme --format csv > models.csv
 manage.py ag2_logging_report day --days 7 --format json
+manage.py ag2_logging_report trends --grain month --by model --periods 6 --json
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ag2_logging import reports
 from ag2_logging.reports import csv_lines
+from ag2_logging.reports import trends as trend_reports
+from ag2_logging.reports.tables import money, ratio
 
-REPORTS = ("overview", *reports.DIMENSIONS, "models")
+REPORTS = ("overview", *reports.DIMENSIONS, "models", "trends")
 
 #: Columns of the terminal table per report (all columns go to CSV and JSON).
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -36,7 +39,18 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
         "cache_hit_rate",
     ),
 }
+#: Columns of the terminal table of ``trends`` after the group's (all columns go to CSV and JSON).
+TREND_COLUMNS = (
+    "period",
+    "calls",
+    "total_tokens",
+    "cost",
+    "previous_cost",
+    "cost_change",
+    "cost_change_ratio",
+)
 NUMERIC_PREFIXES = (
+    "previous",
     "cost",
     "calls",
     "sessions",
@@ -44,6 +58,7 @@ NUMERIC_PREFIXES = (
     "total",
     "unpriced",
     "mean",
+    "p50",
     "p95",
     "error",
     "cache",
@@ -52,7 +67,10 @@ NUMERIC_PREFIXES = (
 
 
 class Command(BaseCommand):
-    help = "Print the cost reports of the admin: totals per enterprise, workflow, model, agent or day, or the model comparison."
+    help = (
+        "Print the cost reports of the admin: totals per enterprise, workflow, model, agent or day, "
+        "the model comparison, or the trends (cost per week or month and its change)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -63,12 +81,32 @@ class Command(BaseCommand):
         parser.add_argument("--days", type=int, help="the last N days up to --end (instead of --start)")
         parser.add_argument("--enterprise", default="", help="only this enterprise id")
         parser.add_argument("--workflow", default="", help="only this workflow")
+        parser.add_argument("--user", default="", help="only this user's sessions (the user's primary key)")
+        parser.add_argument("--tag", default="", help="only the sessions with this tag")
         parser.add_argument(
             "--sort", default="-cost", help="models: column to sort by, '-' for descending (--sort=-calls)"
         )
         parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
+        parser.add_argument("--json", action="store_true", help="the same as --format json")
+        trends = parser.add_argument_group("trends")
+        trends.add_argument("--grain", choices=trend_reports.GRAINS, default="week", help="default: week")
+        trends.add_argument(
+            "--by", choices=trend_reports.TREND_DIMENSIONS, default="workflow", help="default: workflow"
+        )
+        trends.add_argument(
+            "--periods",
+            type=int,
+            default=trend_reports.DEFAULT_PERIODS,
+            help=f"weeks or months up to the one holding --end, 2 to {trend_reports.MAX_PERIODS} "
+            f"(default: {trend_reports.DEFAULT_PERIODS})",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["json"]:
+            options["format"] = "json"
+        if options["report"] == "trends":
+            self._trends(options)
+            return
         flt, errors = reports.ReportFilter.from_params(_report_params(options))
         for error in errors:
             self.stderr.write(error)
@@ -83,7 +121,12 @@ class Command(BaseCommand):
         if fmt == "json":
             self._write_json(name, flt, records)
             return
-        self._write_table(name, flt, [*key_columns, *TABLE_COLUMNS[kind]], records)
+        latency = [
+            c
+            for c in ("p50_latency_ms", "p95_latency_ms")
+            if kind == "breakdown" and records and c in records[0]
+        ]
+        self._write_table(name, flt, [*key_columns, *TABLE_COLUMNS[kind], *latency], records)
 
     def _write_json(self, name: str, flt: reports.ReportFilter, records: list[dict[str, Any]]) -> None:
         """The report's rows and its filter as one indented JSON document."""
@@ -119,10 +162,116 @@ class Command(BaseCommand):
         if any(r.get("unpriced_calls") for r in records):
             self.stdout.write("cost: priced calls only; unpriced calls have no cost (unknown), never 0.")
 
+    def _trends(self, options: dict[str, Any]) -> None:
+        """``trends``: one row per group and period (the total last), the change against the
+        previous period on each group's last period, then the biggest movers and the anomalies."""
+        if options.get("start") or options.get("days") is not None:
+            raise CommandError("trends: use --end, --grain and --periods (not --start or --days)")
+        end = options.get("end")
+        if end and reports._parse_date(end) is None:
+            raise CommandError(f"--end must be a date, YYYY-MM-DD (got {end!r})")
+        if not 2 <= options["periods"] <= trend_reports.MAX_PERIODS:
+            raise CommandError(f"--periods must be from 2 to {trend_reports.MAX_PERIODS}")
+        flt, errors = trend_reports.TrendFilter.from_params(
+            {
+                key: options.get(key) or ""
+                for key in ("end", "grain", "by", "periods", "enterprise", "workflow")
+            }
+        )
+        for error in errors:
+            self.stderr.write(error)
+        report = trend_reports.trends(flt)
+        header, rows = trend_reports.trends_table(report)
+        if options["format"] == "csv":
+            for line in csv_lines(header, iter(rows)):
+                self.stdout.write(line, ending="")
+            return
+        records = reports.as_records(header, iter(rows))
+        keys = list(report.dimension.fields)
+        if options["format"] == "json":
+            self.stdout.write(json.dumps(_trends_document(report, records), indent=2, default=str))
+            return
+        c = report.total.change
+        compared = f"{c.days} first days of each period" if c.to_date else "whole periods"
+        scope = " ".join(
+            f"{name}={value}"
+            for name, value in (("enterprise", flt.enterprise), ("workflow", flt.workflow))
+            if value
+        )
+        self.stdout.write(
+            f"trends by {flt.by}, per {flt.grain}: {report.periods[0].label} .. {report.periods[-1].label} "
+            f"(to {flt.end}, UTC; change: {compared}){' ' + scope if scope else ''}"
+        )
+        columns = [*keys, *TREND_COLUMNS]
+        self.stdout.write(render_table(columns, ([_cell(r.get(col)) for col in columns] for r in records)))
+        if report.movers:
+            self.stdout.write(
+                "biggest movers: "
+                + ", ".join(f"{r.label} {money(r.change.cost_delta)}" for r in report.movers)
+            )
+        for a in report.anomalies:
+            self.stdout.write(
+                f"anomaly: {a.workflow} ({a.enterprise or '-'}) on {a.day}: {money(a.cost)}, "
+                f"{a.direction} (robust z {a.z_text}, median {money(a.median)} over {a.history_days} days)"
+            )
+        if any(r.get("cost_complete") == "no" for r in records):
+            self.stdout.write(
+                "cost: priced calls only; a change with unpriced calls on either side is unknown (empty)."
+            )
+
+
+def _trends_document(report: trend_reports.Trends, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON of ``trends``: the filter, the periods, the rows (``trends_table``'s columns), the
+    movers and the anomalies (money as decimal strings in USD, '' when unknown)."""
+    flt, change = report.filter, report.total.change
+    return {
+        "report": "trends",
+        "grain": flt.grain,
+        "by": flt.by,
+        "end": flt.end.isoformat(),
+        "enterprise": flt.enterprise,
+        "workflow": flt.workflow,
+        "periods": [
+            {"label": p.label, "start": p.start.isoformat(), "end": p.end.isoformat()} for p in report.periods
+        ],
+        "to_date": change.to_date,
+        "compared_days": change.days,
+        "rows": records,
+        "movers": [
+            {
+                **r.key,
+                "label": r.label,
+                "cost": money(r.current.cost),
+                "previous_cost": money(r.change.previous.cost),
+                "cost_change": money(r.change.cost_delta),
+                "cost_change_ratio": ratio(r.change.cost_ratio),
+            }
+            for r in report.movers
+        ],
+        "anomalies": [
+            {
+                "enterprise": a.enterprise,
+                "workflow": a.workflow,
+                "day": a.day.isoformat(),
+                "cost": money(a.cost),
+                "median": money(a.median),
+                "mad": money(a.mad),
+                "z": a.z_text,
+                "direction": a.direction,
+                "history_days": a.history_days,
+            }
+            for a in report.anomalies
+        ],
+    }
+
 
 def _report_params(options: dict[str, Any]) -> dict[str, Any]:
     """The filter parameters of the options (``--days`` resolved); CommandError on a bad date."""
-    params = {key: options[key] for key in ("start", "end", "enterprise", "workflow") if options.get(key)}
+    params = {
+        key: options[key]
+        for key in ("start", "end", "enterprise", "workflow", "user", "tag")
+        if options.get(key)
+    }
     if options.get("days") is not None:
         if options["days"] < 1:
             raise CommandError("--days must be at least 1")

@@ -1,0 +1,201 @@
+"""Recommendations on repeated prompts the provider's cache did not serve (see the package docstring)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.utils.translation import gettext as _
+
+from ag2_logging.models import Session
+from ag2_logging.pricing import NormalizedUsage, call_cost
+from ag2_logging.pricing.lookup import Entry, lookup
+from ag2_logging.reports.figures import ZERO
+from ag2_logging.reports.filters import ReportFilter
+from ag2_logging.reports.formats import show
+from ag2_logging.reports.queries import rolled_up_calls
+from ag2_logging.reports.recommendations.base import LIMIT, Recommendation, money_text
+
+#: Prompts from this many tokens are cached by the providers (OpenAI, Anthropic's Sonnet).
+CACHE_MIN_PROMPT = 1_024
+#: A workflow needs this many repeated prompt tokens in the period to be judged.
+CACHE_MIN_REPEATED = 10_000
+#: Below this share of repeated tokens read from the cache, the hit rate is low.
+CACHE_LOW_HIT_RATE = 0.5
+#: At most this many calls are read for the cache check: those of the period's newest sessions
+#: (the older ones are left out, with a note).
+CALL_LIMIT = 20_000
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. Repeated prompts the provider's cache did not serve
+
+
+@dataclass
+class _CacheTally:
+    repeated: int = 0
+    hit: int = 0
+    calls: int = 0
+    saving: Decimal = ZERO
+    unpriced: int = 0
+    models: set[str] = field(default_factory=set)
+
+    def add(
+        self,
+        before: int,
+        provider: str,
+        model: str,
+        prompt: int,
+        cached: int,
+        write: int,
+        prices: dict[tuple[Any, ...], Decimal | None],
+        flat: dict[tuple[str, str], bool],
+    ) -> None:
+        """Count one call whose previous call in its session (same agent and model) sent
+        ``before`` prompt tokens; ``prices`` remembers input prices by (provider, model, shape),
+        ``flat`` the models priced the same whatever the tokens (``_flat``)."""
+        repeated = min(before, prompt)
+        hit = min(cached, repeated)
+        missed = min(repeated - hit, prompt - cached - write)
+        self.calls += 1
+        self.repeated += repeated
+        self.hit += hit
+        self.models.add(model)
+        if missed <= 0:
+            return
+        if (provider, model) not in flat:
+            flat[provider, model] = _flat(provider, model)
+        if flat[provider, model]:  # priced once for the model, either shape
+            shapes: tuple[tuple[int, ...], ...] = ((0, 0, 0), (0, 0, 0))
+        else:
+            shapes = ((prompt, cached, write), (prompt, cached + missed, write))
+        for shape in shapes:
+            if (provider, model, *shape) not in prices:
+                prices[provider, model, *shape] = _input_price(provider, model, *shape)
+        now, if_cached = (prices[(provider, model, *shape)] for shape in shapes)
+        if now is None or if_cached is None:
+            self.unpriced += 1
+        else:
+            self.saving += now - if_cached
+
+
+def _input_price(provider: str, model: str, prompt: int, cached: int, write: int) -> Decimal | None:
+    """``price_call``'s cost of these input tokens (USD; None: unpriced), through
+    ``pricing.call_cost``: a model with one price set runs its compiled plan directly, without
+    resolving the model and its price set again for every call (two prices a call were most of
+    the recommendations page at a million calls)."""
+    usage = NormalizedUsage(
+        prompt_tokens=prompt, completion_tokens=0, cached_tokens=cached, cache_write_tokens=write
+    )
+    return call_cost(provider, model, usage)[0]
+
+
+def _flat(provider: str, model: str) -> bool:
+    """Whether ``_input_price`` is the same whatever the tokens: a model genai-prices does not
+    know (None) or a local one (at ``price_call``'s default local rate, 0)."""
+    return not isinstance(lookup(provider, model), Entry)
+
+
+def _newest_sessions(flt: ReportFilter, limit: int) -> tuple[list[Any], bool]:
+    """The newest finished sessions in scope holding about ``limit`` calls, and whether older
+    ones were left unread."""
+    picked: list[Any] = []
+    held = 0
+    newest = flt.sessions().exclude(status=Session.Status.RUNNING).order_by("-started_at", "-pk")
+    for pk, calls in newest.values_list("pk", "call_count")[: limit + 1].iterator(chunk_size=500):
+        if held >= limit:
+            return picked, True
+        picked.append(pk)
+        held += calls
+    return picked, False
+
+
+def prompt_cache_misses(flt: ReportFilter, *, limit: int = CALL_LIMIT) -> tuple[list[Recommendation], bool]:
+    """Workflows whose repeated prompt tokens were seldom cache reads (see the module
+    docstring); also whether the period had more than ``limit`` calls (the rest unread).
+
+    The calls read are those of the newest finished sessions in scope that started in the
+    period, as many sessions as hold ``limit`` calls (by ``Session.call_count``): one query on
+    sessions (their started_at index, stopped early), one on those sessions' calls (their
+    (session, seq) index), never a sort of every call of the period."""
+    picked, truncated = _newest_sessions(flt, limit)
+    rows = (
+        rolled_up_calls(flt)
+        .filter(session__in=picked)
+        .filter(status="success")
+        .order_by("session_id", "seq")
+        .values_list(
+            "session_id",
+            "session__workflow_name",
+            "agent_name",
+            "model",
+            "provider",
+            "prompt_tokens",
+            "cached_tokens",
+            "cache_write_tokens",
+        )[: limit + 1]
+    )
+    tallies: dict[str, _CacheTally] = {}
+    previous: dict[tuple[Any, ...], int] = {}
+    prices: dict[tuple[Any, ...], Decimal | None] = {}
+    flat: dict[tuple[str, str], bool] = {}
+    for n, (session, workflow, agent, model, provider, prompt, cached, write) in enumerate(rows):
+        if n == limit:
+            truncated = True
+            break
+        key = (session, agent, model, provider)
+        before = previous.get(key)
+        previous[key] = prompt
+        if before is None or prompt < CACHE_MIN_PROMPT:
+            continue
+        tallies.setdefault(workflow, _CacheTally()).add(
+            before, provider, model, prompt, cached, write, prices, flat
+        )
+    found = [
+        _cache_recommendation(workflow, tally)
+        for workflow, tally in tallies.items()
+        if tally.repeated >= CACHE_MIN_REPEATED and tally.hit / tally.repeated < CACHE_LOW_HIT_RATE
+    ]
+    found.sort(key=lambda r: (-(r.estimate or ZERO), r.subject))
+    return found[:LIMIT], truncated
+
+
+def _cache_recommendation(workflow: str, t: _CacheTally) -> Recommendation:
+    rate = t.hit / t.repeated
+    return Recommendation(
+        kind="prompt_cache",
+        subject=_("workflow %(workflow)s") % {"workflow": workflow or _("(none)")},
+        action=_(
+            "Keep the start of the prompts stable (system message first, no timestamps or ids in "
+            "it) and turn on prompt caching where the provider needs it (Anthropic: cache_control)."
+        ),
+        estimate=t.saving,
+        estimate_text=_("about %(saving)s less had the repeated tokens been cache reads, an estimate")
+        % {"saving": money_text(t.saving)},
+        method=_(
+            "%(calls)s calls of %(models)s repeated %(repeated)s prompt tokens of the previous call "
+            "of their session and agent; %(hit)s of them (%(rate)s) were cache reads. Each call "
+            "priced twice by the pricing module (input only), as recorded and with the missed "
+            "tokens as cache reads.%(unpriced)s"
+        )
+        % {
+            "calls": show(t.calls),
+            "models": ", ".join(sorted(t.models)),
+            "repeated": show(t.repeated),
+            "hit": show(t.hit),
+            "rate": f"{rate:.0%}",
+            "unpriced": (_(" %(n)s calls without a price are not in the estimate.") % {"n": t.unpriced})
+            if t.unpriced
+            else "",
+        },
+        data={
+            "workflow": workflow,
+            "calls": t.calls,
+            "repeated_tokens": t.repeated,
+            "cached_tokens": t.hit,
+            "hit_rate": rate,
+            "saving": t.saving,
+            "unpriced_calls": t.unpriced,
+        },
+    )
