@@ -21,7 +21,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
@@ -50,6 +50,9 @@ _accounts_lock = threading.Lock()
 _local = LocalLedger()
 _shared: dict[str, Ledger] = {}
 _executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ag2-budgets")
+#: Session-end moves handed to ``_executor`` by a session that ended on an event loop.
+_pending: set[Future[None]] = set()
+_pending_lock = threading.Lock()
 
 
 def set_clock(clock: Callable[[], datetime] | None) -> None:
@@ -477,7 +480,25 @@ def _on_session_finished(session_id: Any = None, **kwargs: Any) -> None:
     except RuntimeError:
         flush(session_id=session_id)
         return
-    _executor.submit(flush, session_id=session_id)
+    future = _executor.submit(flush, session_id=session_id)
+    with _pending_lock:
+        _pending.add(future)
+    future.add_done_callback(_forget_done)
+
+
+def _forget_done(future: Future[None]) -> None:
+    with _pending_lock:
+        _pending.discard(future)
+
+
+def drain(timeout: float) -> None:
+    """Wait (at most ``timeout`` seconds) for the spend moves of sessions that ended on an
+    event loop: after it, the ledgers hold every ended session's settled spend. Raises
+    ``TimeoutError`` when they are still running."""
+    with _pending_lock:
+        pending = list(_pending)
+    if pending and wait(pending, timeout).not_done:
+        raise TimeoutError(f"budget spend moves still running after {timeout} s")
 
 
 def install() -> None:

@@ -41,8 +41,9 @@ submit_db = db_thread.submit_db
 
 
 def flush(timeout: float = DB_WAIT_SECONDS) -> None:
-    """Wait until every pending Session write has run, and the inline pipeline has finished what
-    is due (sanitize, ingest and rollups of ended sessions; retries scheduled later excepted).
+    """Wait until every pending Session write has run, the inline pipeline has finished what
+    is due (sanitize, ingest and rollups of ended sessions; retries scheduled later excepted) and
+    the budgets' ledgers hold the spend of every ended session.
 
     For scripts and tests that read the rows right after a session (a process's exit waits on
     its own). ``timeout`` in seconds per stage; raises ``TimeoutError`` when the database thread
@@ -51,6 +52,10 @@ def flush(timeout: float = DB_WAIT_SECONDS) -> None:
     db_thread.drain(timeout)
     handoff.wait_idle(timeout)
     db_thread.drain(timeout)
+    # The budgets' ledgers: only when a budget was checked in this process (else not imported).
+    enforce = sys.modules.get("ag2_logging.budgets.enforce")
+    if enforce is not None:
+        enforce.drain(timeout)
 
 
 def _json(obj: Any) -> str:

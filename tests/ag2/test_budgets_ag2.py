@@ -6,6 +6,7 @@ Expected costs from genai-prices' own ``calc_price``."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -38,15 +39,20 @@ def fresh_budgets() -> Iterator[None]:
 
 
 async def asks(server: FakeLLMServer, count: int, **scope: object) -> int:
+    async with ag2_logging_session(**scope):  # type: ignore[arg-type]
+        return await asks_in_session(server, count)
+
+
+async def asks_in_session(server: FakeLLMServer, count: int) -> int:
+    """``count`` questions to a fresh agent in the session open here; how many were answered."""
     config = OpenAIConfig(
         model="gpt-4o-mini", api_key=TEST_API_KEY, base_url=server.base_url, max_retries=0, max_tokens=1000
     )
     agent = Agent("assistant", "You are helpful.", config=config, middleware=[logging_middleware()])
     done = 0
-    async with ag2_logging_session(**scope):  # type: ignore[arg-type]
-        for n in range(count):
-            await agent.ask(f"question {n} {USAGE}")
-            done += 1
+    for n in range(count):
+        await agent.ask(f"question {n} {USAGE}")
+        done += 1
     return done
 
 
@@ -220,3 +226,23 @@ def test_a_streamed_ag2_call_settles_from_its_usage_chunk(llm: FakeLLMServer) ->
     flush()
     assert len(llm.served) == 2 and all(s.streamed and s.usage is not None for s in llm.served)
     assert (figures(budget).spent, figures(budget).reserved) == (CALL * 2, 0)
+
+
+def test_flush_waits_for_the_spend_of_a_session_that_ended_on_an_event_loop(llm: FakeLLMServer) -> None:
+    """A session ending on an event loop moves its spend to the ledger in a worker thread;
+    ``flush()`` returns only once it is there. The move is held back (the accounts' lock taken
+    as the session ends, given back 0.3 s later) so that a ``flush()`` that does not wait reads
+    the ledger before it: the run of a loaded CI machine where this was first seen."""
+    budget = Budget.objects.create(scope="enterprise", enterprise_id="acme", period="day", limit=Decimal(1))
+
+    async def main() -> None:
+        async with ag2_logging_session(chat_id="moved", enterprise_id="acme"):
+            await asks_in_session(llm, 1)
+            enforce._accounts_lock.acquire()
+
+    try:
+        run(main())
+    finally:
+        threading.Timer(0.3, enforce._accounts_lock.release).start()
+    flush()
+    assert (figures(budget).spent, figures(budget).reserved) == (CALL, 0)
