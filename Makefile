@@ -20,35 +20,49 @@ PYTHON313 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3) $
 PYTHON312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3) $(shell command -v python3.12 2>/dev/null))
 VENV_313 ?= .venv-django61-py313
 VENV_312 ?= .venv-django61-py312
-# The integration, pipeline and report tests that the other combinations run (the default pair,
-# Python 3.11 + Django 5.2, runs everything on SQLite and PostgreSQL).
+# What each run covers. The whole suite runs once, on SQLite with Python 3.11 + Django 5.2 (the
+# default pair and the embedded default). The other runs take the modules whose outcome depends
+# on what they change:
+# - PostgreSQL (the production database): everything that writes or reads rows under concurrency,
+#   several processes or hosts, a real worker or a fault, and what has vendor-specific SQL;
+# - MariaDB and Django 6.1: the integration, pipeline and report tests;
+# - ag2 1.x (.venv-ag2): tests/ag2 and the shared modules that run agents, the demo, the fake
+#   server's SDK clients or the checks of whichever generation is installed.
 COMBO_TESTS ?= tests/test_migrations.py tests/test_checks.py tests/test_classic.py tests/test_quickstart.py \
 	tests/test_sessions.py tests/test_entry_points.py tests/test_pipeline.py tests/test_ingest.py \
 	tests/test_ingest_values.py tests/test_rollups.py tests/test_model_rollups.py tests/test_reports.py \
 	tests/test_admin_reports.py tests/test_reprice.py tests/test_legacy_import.py
 COMBO_TESTS_SHORT ?= tests/test_migrations.py tests/test_classic.py tests/test_quickstart.py \
 	tests/test_sessions.py tests/test_pipeline.py tests/test_reports.py
+PG_TESTS ?= $(COMBO_TESTS) tests/test_multihost.py tests/test_faults.py tests/test_stress.py \
+	tests/test_rollup_interleaving.py tests/test_budgets.py tests/test_budgets_worker.py tests/test_people.py \
+	tests/test_live_dashboard.py tests/test_reprice_worker.py tests/test_search.py tests/test_session_search.py \
+	tests/test_ingest_batch.py tests/test_unwritable_journal.py tests/test_admin_scale.py tests/test_retention.py \
+	tests/test_display_escaping.py tests/test_messages_kept.py tests/test_disk_full.py tests/test_trends.py \
+	tests/test_transcript.py tests/test_entry_kinds.py tests/test_secrets_kinds.py
+AG2_TESTS ?= tests/ag2 tests/test_checks.py tests/test_demo_history.py tests/test_entry_kinds.py \
+	tests/test_example_project.py tests/test_fake_llm.py tests/test_generations.py tests/test_search.py \
+	tests/test_secrets_kinds.py tests/test_usage_shapes.py
 DEMO_SERVE ?= 1
 DEMO_PORT ?= 8000
 DEMO_LLM_PORT ?= 8800
 PYTEST_ARGS ?=
-SQLITE_BESIDE_ARGS ?=
 # pytest's temporary directories, one root per run: runs side by side must not share pytest's
 # default root, where each new session deletes all but the three newest sessions' directories
 # (another run's tmp_path, with its journals and tmpfs mounts, went from under it).
 BASETEMP = --basetemp=$(shell mktemp -d "$${TMPDIR:-/tmp}/ag2-logging-pytest-XXXXXX")
 
-.PHONY: help venv demo test lint typecheck test-sqlite test-postgres test-rabbitmq services bench bench-smoke clean \
+.PHONY: help venv demo test lint typecheck test-sqlite test-postgres test-postgres-all test-rabbitmq services bench bench-smoke clean \
 	venv-ag2 typecheck-ag2 test-ag2 test-lowest test-mariadb test-django61 test-django61-py312 \
-	venv-django61 mariadb-driver test-suites test-sqlite-multihost
+	venv-django61 mariadb-driver test-suites
 
 help:
 	@echo "make demo   - virtualenv, SQLite, fake LLM server, real AG2 workflows, admin on http://127.0.0.1:$(DEMO_PORT)/admin/ (demo/demo)"
 	@echo "make demo AG2=1 - the same demo with the ag2 1.x generation (its own virtualenv, $(VENV_AG2))"
-	@echo "make test   - lint, type-check, the suite on SQLite and on PostgreSQL (starts services when down)"
-	@echo "              (the integration, pipeline and report tests also on MariaDB and on Django 6.1 with"
-	@echo "              Python 3.13 and 3.12, beside the PostgreSQL run), then again with ag2 1.x (test-ag2)"
-	@echo "              and on the lowest supported versions (test-lowest)"
+	@echo "make test   - lint, type-check, the whole suite on SQLite, then the database, integration and"
+	@echo "              generation tests on PostgreSQL, MariaDB, Django 6.1 (Python 3.13 and 3.12) and"
+	@echo "              ag2 1.x, RabbitMQ, the lowest supported versions and a short benchmark run"
+	@echo "              (starts services when down)"
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found (Python 3.11+ is required)" >&2; exit 1; }
@@ -118,7 +132,7 @@ demo: $(DEMO_STAMP)
 	fi
 
 # ---------------------------------------------------------------------------------------------------
-# Tests: lint and types, then the whole suite on SQLite and again on PostgreSQL.
+# Tests: lint and types, the whole suite on SQLite, then the other runs (see COMBO_TESTS above).
 services:
 	@scripts/services.sh postgres redis rabbitmq mariadb
 
@@ -139,20 +153,21 @@ chromium:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; }
 	@command -v chromium >/dev/null 2>&1 || { echo "make: chromium is missing and could not be installed" >&2; exit 1; }
 
-# Each run has a broker queue database of its own (AG2_TEST_BROKER_URL), so that runs can share
-# the machine (test-suites runs them side by side).
+# Each run has a broker queue database of its own (AG2_TEST_BROKER_URL), so that a run started by
+# hand beside another does not take its tasks.
 test-sqlite: $(STAMP) services chromium
 	env -u DATABASE_URL AG2_TEST_BROKER_URL=redis://127.0.0.1:6379/11 $(PY) -m pytest -q -p no:cacheprovider $(BASETEMP) \
-	  $(SQLITE_BESIDE_ARGS) $(PYTEST_ARGS)
-
-# The multi-host tests on SQLite, on their own: their hosts' processes (own mount namespaces)
-# share one SQLite file, which went "disk I/O error" when another full run shared the machine.
-test-sqlite-multihost: $(STAMP) services
-	env -u DATABASE_URL AG2_TEST_BROKER_URL=redis://127.0.0.1:6379/11 $(PY) -m pytest -q -p no:cacheprovider $(BASETEMP) \
-	  $(PYTEST_ARGS) tests/test_multihost.py
+	  $(PYTEST_ARGS)
 
 test-postgres: $(STAMP) services chromium
-	DATABASE_URL=$(PG_URL) $(PY) -m pytest -q -p no:cacheprovider $(BASETEMP) $(PYTEST_ARGS)
+	DATABASE_URL=$(PG_URL) AG2_TEST_BROKER_URL=redis://127.0.0.1:6379/15 \
+	  $(PY) -m pytest -q -p no:cacheprovider $(BASETEMP) $(PYTEST_ARGS) $(PG_TESTS)
+
+# The whole suite on PostgreSQL (not part of make test: the modules left out of PG_TESTS do not
+# depend on the database).
+test-postgres-all: $(STAMP) services chromium
+	DATABASE_URL=$(PG_URL) AG2_TEST_BROKER_URL=redis://127.0.0.1:6379/15 \
+	  $(PY) -m pytest -q -p no:cacheprovider $(BASETEMP) $(PYTEST_ARGS)
 
 # MariaDB, the third database: the integration, pipeline and report tests, the rollups under
 # concurrent processes and the faults (a broker queue of its own: it may run beside another run).
@@ -170,30 +185,30 @@ test-django61-py312: $(VENV_312)/.installed services
 	env -u DATABASE_URL AG2_TEST_BROKER_URL=redis://127.0.0.1:6379/12 \
 	  $(VENV_312)/bin/python -m pytest -q -p no:cacheprovider $(BASETEMP) $(PYTEST_ARGS) $(COMBO_TESTS_SHORT)
 
-# The suites side by side: PostgreSQL in the foreground; SQLite, MariaDB and Django 6.1 beside it,
-# each with its own database, run directory and broker queue. Two full suites on SQLite with real
-# Celery workers side by side (SQLite's and ag2 1.x's) met "disk I/O error", so the ag2 1.x suite
-# and the multi-host tests on SQLite run after them, alone. Most of a run's time is
-# spent waiting (subprocesses, workers, the fake LLM server, fsync), so on 2 cores this takes
-# little more than the longest run. The Django 6.1 virtualenvs are built by their own runs.
+# The suites one after another. Side by side they took longer on 2 cores than in a row: the
+# runs are CPU-bound together (their workers, servers, browsers and database backends), and a
+# PostgreSQL run beside the SQLite one took twice its time alone.
 test-suites: $(STAMP) $(STAMP_AG2) $(VENV)/.mysql services chromium
-	scripts/run_beside.sh test-postgres test-mariadb test-django61 test-django61-py312
 	$(MAKE) --no-print-directory test-sqlite
+	$(MAKE) --no-print-directory test-postgres
 	$(MAKE) --no-print-directory test-ag2
+	$(MAKE) --no-print-directory test-mariadb
+	$(MAKE) --no-print-directory test-django61
+	$(MAKE) --no-print-directory test-django61-py312
 
 # The pipeline (stress and fault) tests once more with RabbitMQ as the broker.
 test-rabbitmq: $(STAMP) services
 	DATABASE_URL=$(PG_URL) AG2_TEST_BROKER_URL=amqp://guest:guest@127.0.0.1:5672// \
 	  $(PY) -m pytest -q -p no:cacheprovider $(BASETEMP) $(PYTEST_ARGS) tests/test_stress.py tests/test_faults.py
 
-# ag2 1.x in its own virtualenv: its type check, then tests/ag2 and the shared suite on SQLite
-# (tests that need classic autogen are not collected there; see tests/conftest.py).
+# ag2 1.x in its own virtualenv: its type check, then AG2_TESTS on SQLite (tests that need
+# classic autogen are not collected there; see tests/conftest.py).
 typecheck-ag2: $(STAMP_AG2)
 	$(VENV_AG2)/bin/mypy --follow-imports=silent ag2_logging/integrations/ag2.py
 
 test-ag2: $(STAMP_AG2) typecheck-ag2
 	env -u DATABASE_URL AG2_TEST_BROKER_URL=redis://127.0.0.1:6379/10 \
-	  $(PY_AG2) -m pytest -q -p no:cacheprovider $(BASETEMP) -m "not classic" $(PYTEST_ARGS)
+	  $(PY_AG2) -m pytest -q -p no:cacheprovider $(BASETEMP) -m "not classic" $(PYTEST_ARGS) $(AG2_TESTS)
 
 # Each generation's integration tests on the lowest version its extra allows (a throwaway
 # virtualenv, .venv-lowest-<generation>, only when that is not what the main virtualenvs run).

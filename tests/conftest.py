@@ -83,6 +83,9 @@ def fake_llm_server() -> Iterator[FakeLLMServer]:
 
 @pytest.fixture
 def llm(fake_llm_server: FakeLLMServer) -> FakeLLMServer:
+    # A request an earlier test's client gave up on ([[fail:timeout]]) may still be answered
+    # (the server sleeps, then records a 499): it must land before the reset, not in this test.
+    assert fake_llm_server.wait_idle(30), "the fake LLM server is still answering an earlier test"
     fake_llm_server.reset()
     return fake_llm_server
 
