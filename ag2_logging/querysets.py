@@ -64,6 +64,18 @@ class SessionQuerySet(models.QuerySet["Session"]):
             .filter(Q(ended_at__lt=cutoff) | Q(ended_at__isnull=True, started_at__lt=cutoff))
         )
 
+    def missing_from_reports(
+        self, older_than_seconds: float, *, now: dt.datetime | None = None
+    ) -> SessionQuerySet:
+        """Finished sessions the reports leave out that are not merely on their way: their pipeline
+        failed, is retrying after an error (``pipeline_error`` set), or is still pending
+        ``older_than_seconds`` after the session ended. What the doctor, the sessions list, the
+        report pages and ``ag2_logging_report`` warn about."""
+        cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(seconds=older_than_seconds)
+        left_out = self.finished().filter(Q(ingested_at__isnull=True) | Q(summarized_at__isnull=True))
+        late = Q(ended_at__lt=cutoff) | Q(ended_at__isnull=True, started_at__lt=cutoff)
+        return left_out.filter(late | ~Q(pipeline_error="")) | self.pipeline_failed()
+
     def ingested(self) -> SessionQuerySet:
         """Sessions whose journal has reached the database (at least once)."""
         return self.filter(ingested_at__isnull=False)

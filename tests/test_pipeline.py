@@ -6,6 +6,7 @@ Real classic AG2 chats against the fake LLM server; the chain runs as it does in
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.urls import reverse
 
 from ag2_logging import ag2_logging_session, flush
 from ag2_logging.conf import conf
@@ -22,6 +24,7 @@ from ag2_logging.pipeline import chain, handoff, modes, store
 from ag2_logging.pipeline.recovery import recover_sessions
 from ag2_logging.pipeline.store import JournalUnavailable
 from ag2_logging.testing import FakeLLMServer
+from tests.report_data import session
 from tests.test_classic import assert_calls_match_served, make_agents
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -306,3 +309,79 @@ def test_admin_shows_sessions_missing_from_the_reports(
         "not in the reports"
         not in admin_client.get(f"/admin/ag2_logging/session/{ok.pk}/change/").content.decode()
     )
+
+
+# -- sessions left out of the reports: every place that shows figures says so ---------------------
+
+_NOW = dt.datetime.now(dt.UTC)
+LEFT_OUT = {
+    # A session whose chain gave up (its retries spent).
+    "failed": {"pipeline_failed_at": _NOW, "pipeline_error": "journal x is missing on 'web1'"},
+    # Retrying after an error, ended a minute ago (a new-user trial: the doctor said "ok").
+    "retrying": {
+        "pipeline_error": "journal x is not on host 'worker1' (written on 'web1') and it has not been "
+        "published yet; JOURNAL_STORAGE was read and had no copy of it, try again later " * 3,
+        "pipeline_attempts": 3,
+    },
+    # No error, but still not in the reports long after it ended.
+    "pending": {"ended_long_ago": True},
+}
+
+
+def _left_out_session(kind: str) -> Session:
+    fields = dict(LEFT_OUT[kind])
+    started = _NOW - dt.timedelta(hours=2 if fields.pop("ended_long_ago", False) else 0, minutes=1)
+    return session(f"c-{kind}", "acme", "wf", started, **fields)
+
+
+def _surfaces(admin_client: Any) -> dict[str, str]:
+    """What each place that shows figures or health says: the sessions list, a report page, the
+    report command's stderr and the doctor."""
+    err = _Sink()
+    call_command("ag2_logging_report", "day", stdout=_Sink(), stderr=err)
+    out = _Sink()
+    try:
+        call_command("ag2_logging_doctor", stdout=out, stderr=out)
+    except CommandError as exc:
+        out.write(str(exc))
+    return {
+        "sessions list": admin_client.get("/admin/ag2_logging/session/").content.decode(),
+        "overview": admin_client.get(reverse("admin:ag2_logging_report_overview")).content.decode(),
+        "report command": err.text(),
+        "doctor": out.text(),
+    }
+
+
+@pytest.mark.parametrize("kind", LEFT_OUT)
+def test_every_surface_says_a_session_is_left_out_of_the_reports(kind: str, admin_client: Any) -> None:
+    _left_out_session(kind)
+    session("c-fine", "acme", "wf", _NOW - dt.timedelta(hours=3), ingested_at=_NOW, summarized_at=_NOW)
+    # Just ended, no error: on its way, never a warning.
+    session("c-new", "acme", "wf", _NOW - dt.timedelta(seconds=40))
+    said = _surfaces(admin_client)
+    assert "1 finished session(s) are not in the cost reports" in said["sessions list"]
+    assert "1 finished session(s) are not in the cost reports" in said["overview"]
+    assert "warning: 1 finished session(s) are not in these figures" in said["report command"]
+    doctor = said["doctor"]
+    assert "1 finished session(s) not in the reports" in doctor and "problems found" in doctor
+    counts = {
+        "failed": "1 failed, 0 retrying",
+        "retrying": "0 failed, 1 retrying",
+        "pending": "0 failed, 0 retrying",
+    }
+    assert counts[kind] in doctor
+    assert "1 more just ended and are on their way" in doctor
+    if kind == "retrying":  # a long reason is cut at a word's end, never mid-word
+        reason = str(LEFT_OUT["retrying"]["pipeline_error"])
+        shown = doctor.split("e.g. ", 1)[1].split(" \u2026", 1)[0]
+        assert reason.startswith(shown) and reason[len(shown)] == " " and len(shown) <= 300
+
+
+def test_nothing_is_said_while_every_finished_session_is_in_the_reports(admin_client: Any) -> None:
+    session("c-fine", "acme", "wf", _NOW - dt.timedelta(hours=3), ingested_at=_NOW, summarized_at=_NOW)
+    session("c-new", "acme", "wf", _NOW - dt.timedelta(seconds=40))
+    said = _surfaces(admin_client)
+    for place in ("sessions list", "overview"):
+        assert "not in the cost reports" not in said[place], place
+    assert said["report command"] == ""
+    assert "0 finished session(s) not in the reports" in said["doctor"]

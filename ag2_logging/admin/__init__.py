@@ -18,7 +18,13 @@ admins.
 
 from __future__ import annotations
 
-from ag2_logging.admin.base import EXPORT_CHANGE_LIST, ReadOnlyAdmin, pretty_json, session_link
+from ag2_logging.admin.base import (
+    EXPORT_CHANGE_LIST,
+    ReadOnlyAdmin,
+    pipeline_banner,
+    pretty_json,
+    session_link,
+)
 from ag2_logging.admin.budgets import BudgetAdmin, BudgetForm
 from ag2_logging.admin.calls import AgentEventAdmin, LLMCallAdmin, SessionRowAdmin, ToolCallAdmin
 from ag2_logging.admin.exports import ExportViewMixin
@@ -40,7 +46,7 @@ from ag2_logging.admin.filters import (
 )
 from ag2_logging.admin.prices import ModelPriceAdmin, ModelPriceForm
 from ag2_logging.admin.rollups import DailyRollupAdmin
-from ag2_logging.admin.sessions import SessionAdmin, incomplete_banner, pipeline_banner
+from ag2_logging.admin.sessions import SessionAdmin, incomplete_banner
 from ag2_logging.admin.timeline import TimelineViewMixin
 from ag2_logging.admin.views import ReportViewsMixin
 

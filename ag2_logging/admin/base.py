@@ -193,3 +193,23 @@ def count_column(field: str, description: Any) -> Callable[[Any, Any], str]:
         return show(getattr(obj, field))
 
     return column
+
+
+def pipeline_banner(request: HttpRequest) -> str | None:
+    """The warning the sessions list and every report page show while finished sessions are left
+    out of the reports (``Session.objects.missing_from_reports``); None when there are none."""
+    from ag2_logging.conf import conf
+
+    threshold = conf.resolved.pipeline_pending_alert_seconds
+    count = Session.objects.missing_from_reports(threshold).count()
+    if not count:
+        return None
+    return str(
+        _(
+            "%(n)s finished session(s) are not in the cost reports (their pipeline failed, is retrying "
+            "after an error, or is pending for more than %(s)s s). Filter the sessions by \u201cin the "
+            "reports\u201d to see why; fix the cause, then run manage.py ag2_logging_recover (with "
+            "--local on the host that wrote them). manage.py ag2_logging_doctor checks the whole pipeline."
+        )
+        % {"n": count, "s": f"{threshold:g}"}
+    )

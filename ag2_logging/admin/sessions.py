@@ -18,7 +18,7 @@ from django.utils.safestring import SafeString
 from django.utils.text import smart_split, unescape_string_literal
 from django.utils.translation import gettext_lazy as _
 
-from ag2_logging.admin.base import ReadOnlyAdmin, count_column, time_column
+from ag2_logging.admin.base import ReadOnlyAdmin, count_column, pipeline_banner, time_column
 from ag2_logging.admin.filters import (
     DateRangeFilter,
     PipelineFilter,
@@ -55,26 +55,6 @@ def incomplete_banner(session: Session) -> str:
             "n": session.dropped_events
         }
     return str(text)
-
-
-def pipeline_banner(request: HttpRequest) -> str | None:
-    """The sentence the session list shows when finished sessions are missing from the reports."""
-    from ag2_logging.conf import conf
-
-    threshold = conf.resolved.pipeline_pending_alert_seconds
-    stuck = Session.objects.not_in_reports(threshold) | Session.objects.pipeline_failed()
-    count = stuck.count()
-    if not count:
-        return None
-    return str(
-        _(
-            "%(n)s finished session(s) are not in the cost reports (their pipeline failed, or is pending "
-            "for more than %(s)s s). Filter by \u201cin the reports\u201d to see why; fix the cause, then run "
-            "manage.py ag2_logging_recover (with --local on the host that wrote them). "
-            "manage.py ag2_logging_doctor checks the whole pipeline."
-        )
-        % {"n": count, "s": f"{threshold:g}"}
-    )
 
 
 def _search_condition(spec: str, bit: str) -> Q:

@@ -13,6 +13,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.template.response import TemplateResponse
@@ -20,7 +21,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext as _
 
 from ag2_logging import reports
-from ag2_logging.admin.base import visible_response
+from ag2_logging.admin.base import pipeline_banner, visible_response
 from ag2_logging.admin.exports import MixinBase, csv_filename, wants_csv
 from ag2_logging.reports import DIMENSIONS, MODEL_COLUMNS, ReportFilter, charts, csv_response
 
@@ -72,6 +73,9 @@ class ReportViewsMixin(MixinBase):
     def report_context(
         self, request: HttpRequest, *, title: str, flt: ReportFilter, errors: Sequence[str], active: str
     ) -> dict[str, Any]:
+        banner = pipeline_banner(request)
+        if banner:  # never a cost the reports silently leave out
+            messages.warning(request, banner)
         enterprises: set[str] = set()
         workflows: set[str] = set()
         for enterprise, workflow in reports.rollups().scopes():

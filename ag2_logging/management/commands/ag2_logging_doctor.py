@@ -66,22 +66,40 @@ def _journal_storage() -> Check:
 
 
 def _pending() -> Check:
+    from django.db.models import Q
+
     from ag2_logging.models import Session
 
     threshold = conf.resolved.pipeline_pending_alert_seconds
-    stuck = Session.objects.not_in_reports(threshold) | Session.objects.pipeline_failed()
-    count = stuck.count()
+    missing = Session.objects.missing_from_reports(threshold)
+    count = missing.count()
     failed = Session.objects.pipeline_failed().count()
+    retrying = missing.filter(pipeline_failed_at__isnull=True).exclude(pipeline_error="").count()
     detail = (
-        f"{count} finished session(s) not in the reports ({failed} failed, "
-        f"{count - failed} pending for more than {threshold:g}s)"
+        f"{count} finished session(s) not in the reports ({failed} failed, {retrying} retrying after an "
+        f"error, {count - failed - retrying} pending for more than {threshold:g}s)"
     )
-    reasons = list(stuck.exclude(pipeline_error="").values_list("pipeline_error", flat=True)[:3])
+    reasons = list(missing.exclude(pipeline_error="").values_list("pipeline_error", flat=True)[:3])
     if reasons:
-        detail += "; e.g. " + " | ".join(r[:200] for r in reasons)
+        detail += "; e.g. " + " | ".join(_whole_words(r, 300) for r in reasons)
     if count:
         detail += ". Fix the cause, then run manage.py ag2_logging_recover (--local on the writing host)."
+    waiting = (
+        Session.objects.finished()
+        .filter(Q(ingested_at__isnull=True) | Q(summarized_at__isnull=True))
+        .exclude(pk__in=missing.values("pk"))
+        .count()
+    )
+    if waiting:
+        detail += f" {waiting} more just ended and are on their way."
     return "sessions in the reports", count == 0, detail
+
+
+def _whole_words(text: str, limit: int) -> str:
+    """``text`` up to ``limit`` characters, cut at a word's end with an ellipsis when longer."""
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0] + " \u2026"
 
 
 class Command(BaseCommand):

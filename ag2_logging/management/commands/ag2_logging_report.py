@@ -16,6 +16,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ag2_logging import reports
+from ag2_logging.conf import conf
+from ag2_logging.models import Session
 from ag2_logging.reports import csv_lines
 from ag2_logging.reports import trends as trend_reports
 from ag2_logging.reports.tables import money, ratio
@@ -104,6 +106,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["json"]:
             options["format"] = "json"
+        self._warn_missing()
         if options["report"] == "trends":
             self._trends(options)
             return
@@ -127,6 +130,17 @@ class Command(BaseCommand):
             if kind == "breakdown" and records and c in records[0]
         ]
         self._write_table(name, flt, [*key_columns, *TABLE_COLUMNS[kind], *latency], records)
+
+    def _warn_missing(self) -> None:
+        """On stderr (stdout stays the report): finished sessions these figures leave out."""
+        threshold = conf.resolved.pipeline_pending_alert_seconds
+        count = Session.objects.missing_from_reports(threshold).count()
+        if count:
+            self.stderr.write(
+                f"warning: {count} finished session(s) are not in these figures (their pipeline failed, "
+                f"is retrying after an error, or is pending for more than {threshold:g} s); "
+                "manage.py ag2_logging_doctor says why."
+            )
 
     def _write_json(self, name: str, flt: reports.ReportFilter, records: list[dict[str, Any]]) -> None:
         """The report's rows and its filter as one indented JSON document."""
