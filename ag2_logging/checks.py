@@ -127,7 +127,15 @@ def check_pipeline_mode(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
     from ag2_logging.pipeline import modes
 
     resolved = conf.resolved
-    if not resolved.enabled or not resolved.ingest_on_session_end:
+    if not resolved.enabled:  # a deploy check: a production that forgot the switch sees it
+        return [
+            Info(
+                f"AG2 logging is off ({resolved.enabled_source}): nothing is recorded.",
+                hint="Set AG2_RUNTIME_LOGGING=true (or AG2_LOGGING['ENABLED'] = True) to record sessions.",
+                id=PREFIX + "I001",
+            )
+        ]
+    if not resolved.ingest_on_session_end:
         return []
     return [
         Info(

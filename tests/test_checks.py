@@ -220,9 +220,14 @@ def test_I001_is_a_deploy_check(env: pytest.MonkeyPatch, settings: Any) -> None:
     assert "ag2_logging.I001" in deploy.getvalue() and "pipeline: inline" in deploy.getvalue()
 
 
-def test_I001_not_reported_when_logging_is_off(env: pytest.MonkeyPatch, settings: Any) -> None:
+def test_I001_says_when_logging_is_off(env: pytest.MonkeyPatch, settings: Any) -> None:
+    """``check --deploy`` in a production that forgot the switch says so (a new-user trial saw
+    nothing about the mode with logging off); the broker is not checked then."""
     settings.AG2_LOGGING = {"ENABLED": False}
-    assert check_pipeline_mode() == []
+    messages = check_pipeline_mode()
+    assert ids(messages) == ["ag2_logging.I001"]
+    assert messages[0].msg == "AG2 logging is off (AG2_LOGGING['ENABLED']=False): nothing is recorded."
+    assert "AG2_RUNTIME_LOGGING=true" in str(messages[0].hint)
     assert check_pipeline_broker() == []
 
 
