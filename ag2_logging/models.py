@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from ag2_logging import formats
 from ag2_logging.querysets import (
     DailyRollupQuerySet,
     LLMCallQuerySet,
@@ -621,10 +622,8 @@ class Budget(models.Model):
 
     def __str__(self) -> str:
         """The name, else ``<target> <period> <limit>`` with the limit as money: ``acme day $5.00``."""
-        from ag2_logging.reports.formats import show  # reports import the models
-
         target = "/".join(v for v in (self.enterprise_id, self.workflow_name) if v) or self.scope
-        return self.name or f"{target} {self.period} {show(self.limit, money=True)}"
+        return self.name or f"{target} {self.period} {formats.show(self.limit, money=True)}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         """Save, then move the budgets' version on: every process reloads its budgets."""

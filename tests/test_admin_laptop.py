@@ -24,11 +24,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ag2_logging.admin.base import moment
+from ag2_logging.formats import export, show
 from ag2_logging.models import Budget, LLMCall, ModelPrice, Session
 from ag2_logging.pipeline.rollups import rebuild_rollups
 from ag2_logging.reports.figures import Step
 from ag2_logging.reports.folding import Row, call_text, fold_steps, session_tree
-from ag2_logging.reports.formats import export, show
 from tests.report_data import at, call, make_report_data, make_rich_data, refresh_totals, session
 from tests.test_browser import SCREENSHOTS, browser, log_in  # noqa: F401  (the browser fixture)
 

@@ -12,8 +12,8 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.urls import reverse
 
+from ag2_logging.formats import export
 from ag2_logging.models import LLMCall, ModelPrice, Session
-from ag2_logging.reports.formats import export
 from tests.report_data import Data, make_report_data, today, week_params
 
 pytestmark = pytest.mark.django_db

@@ -22,8 +22,8 @@ from ag2_logging.budgets import enforce, periods
 from ag2_logging.budgets.accounts import Account
 from ag2_logging.budgets.ledger import DatabaseLedger, RedisLedger
 from ag2_logging.conf import conf
+from ag2_logging.formats import show
 from ag2_logging.models import Budget, Session
-from ag2_logging.reports.formats import show
 from ag2_logging.signals import budget_threshold_reached
 from ag2_logging.testing.fake_llm import FakeLLMServer
 from tests.conftest import expected_cost, llm_config

@@ -30,7 +30,7 @@ ALIASES = {
 #: the admin sit on top. The journal's file formats are shared by capture and pipeline (rank 1).
 RANKS: list[tuple[str, int]] = [
     ("ag2_logging.serialize", 0),
-    ("ag2_logging.reports.formats", 0),  # number and money text, the standard library only
+    ("ag2_logging.formats", 0),  # number and money text, the standard library only
     ("ag2_logging.capture.journal", 1),
     ("ag2_logging.capture.runtime_log", 1),
     ("ag2_logging.pricing.cache", 1),  # reads ModelPrice rows

@@ -27,8 +27,8 @@ from django.utils.translation import gettext_lazy as _
 
 from ag2_logging.admin.exports import ExportViewMixin, MixinBase
 from ag2_logging.admin.pagination import EstimatedCountPaginator
+from ag2_logging.formats import show
 from ag2_logging.models import Session
-from ag2_logging.reports.formats import show
 from ag2_logging.reports.text import html_visible, visible
 from ag2_logging.templatetags.ag2_reports import moment
 

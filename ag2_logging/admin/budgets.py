@@ -17,8 +17,8 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from ag2_logging.budgets import figures as budget_figures
+from ag2_logging.formats import show
 from ag2_logging.models import Budget, bump_budget_version
-from ag2_logging.reports.formats import show
 
 
 class BudgetForm(forms.ModelForm):  # type: ignore[type-arg]

@@ -31,8 +31,8 @@ from ag2_logging.admin.filters import (
     WorkflowFilter,
 )
 from ag2_logging.admin.said import SaidFilter
+from ag2_logging.formats import show
 from ag2_logging.models import AgentEvent, LLMCall, ToolCall
-from ag2_logging.reports.formats import show
 from ag2_logging.templatetags.ag2_reports import call_cost, format_money, ms
 
 

@@ -16,8 +16,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import URLPattern, path
 
+from ag2_logging.formats import export
 from ag2_logging.reports import ReportFilter, csv_response
-from ag2_logging.reports.formats import export
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin
@@ -46,7 +46,7 @@ def csv_filename(stem: str, flt: ReportFilter | None = None) -> str:
 
 def plain_decimals(rows: Iterable[Sequence[Any]]) -> Iterator[list[Any]]:
     """``rows`` with each Decimal (a cost or price) written as the report CSVs write it
-    (:func:`~ag2_logging.reports.formats.export`): ``0.0011940000`` -> ``0.001194``, ``0E-10`` ->
+    (:func:`~ag2_logging.formats.export`): ``0.0011940000`` -> ``0.001194``, ``0E-10`` ->
     ``0``; None stays None (an empty cell: unknown, never 0)."""
     for row in rows:
         yield [export(value) if isinstance(value, Decimal) else value for value in row]

@@ -28,9 +28,9 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from ag2_logging.admin.base import VisibleControlsMixin, time_column, visible_response
+from ag2_logging.formats import show
 from ag2_logging.models import ModelPrice
 from ag2_logging.pipeline import reprice as repricing
-from ag2_logging.reports.formats import show
 
 #: What the override's page says about calls already recorded.
 PAST_CALLS_NOTE = _(

@@ -30,8 +30,8 @@ from ag2_logging.admin.filters import (
 )
 from ag2_logging.admin.timeline import TimelineViewMixin
 from ag2_logging.admin.transcript import TranscriptViewMixin
+from ag2_logging.formats import show
 from ag2_logging.models import Session
-from ag2_logging.reports.formats import show
 from ag2_logging.templatetags.ag2_reports import call_cost, format_money, money_text, ms
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from ag2_logging.reports import formats
+from ag2_logging import formats
 
 #: Okabe & Ito (2008), "Color Universal Design": blue, orange, bluish green, vermillion, sky blue,
 #: reddish purple, yellow. Black is left out (it reads as text); grey is "other".

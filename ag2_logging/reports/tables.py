@@ -20,8 +20,8 @@ from typing import Any
 
 from django.http import StreamingHttpResponse
 
+from ag2_logging.formats import export
 from ag2_logging.reports.figures import Breakdown, Figures, ModelComparison, Overview, Timeline
-from ag2_logging.reports.formats import export
 from ag2_logging.reports.text import visible
 
 

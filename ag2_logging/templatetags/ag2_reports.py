@@ -13,7 +13,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
-from ag2_logging.reports.formats import show
+from ag2_logging.formats import show
 from ag2_logging.reports.text import visible as _visible
 
 register = template.Library()
@@ -30,7 +30,7 @@ def visible(value: Any, multiline: bool = False) -> str:
 
 def format_money(value: Decimal | float | int | None) -> str:
     """$1,234.56 from a dollar up; below, three significant digits ($0.612, $0.000425, $0.0095);
-    None is '' (:func:`ag2_logging.reports.formats.show`)."""
+    None is '' (:func:`ag2_logging.formats.show`)."""
     return show(value, money=True, empty="")
 
 

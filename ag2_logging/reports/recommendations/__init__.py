@@ -37,8 +37,8 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
+from ag2_logging.formats import show
 from ag2_logging.reports.filters import ReportFilter
-from ag2_logging.reports.formats import show
 from ag2_logging.reports.recommendations.base import (
     KINDS,
     LIMIT,

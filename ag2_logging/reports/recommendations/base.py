@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 from django.utils.translation import gettext as _
 
+from ag2_logging.formats import show
 from ag2_logging.reports.filters import ReportFilter
-from ag2_logging.reports.formats import show
 
 Kind = Literal["cheaper_model", "prompt_cache", "failing_sessions", "expired_override"]
 KINDS: tuple[Kind, ...] = ("cheaper_model", "prompt_cache", "failing_sessions", "expired_override")

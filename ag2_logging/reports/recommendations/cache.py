@@ -8,12 +8,12 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
+from ag2_logging.formats import show
 from ag2_logging.models import Session
 from ag2_logging.pricing import NormalizedUsage, call_cost
 from ag2_logging.pricing.lookup import Entry, lookup
 from ag2_logging.reports.figures import ZERO
 from ag2_logging.reports.filters import ReportFilter
-from ag2_logging.reports.formats import show
 from ag2_logging.reports.queries import rolled_up_calls
 from ag2_logging.reports.recommendations.base import LIMIT, Recommendation, money_text
 

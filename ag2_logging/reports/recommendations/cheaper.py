@@ -8,11 +8,11 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
+from ag2_logging.formats import show
 from ag2_logging.pricing import NormalizedUsage, PriceOverride, price_call
 from ag2_logging.pricing import lookup as _lookup
 from ag2_logging.reports.figures import ZERO, Figures
 from ag2_logging.reports.filters import ReportFilter
-from ag2_logging.reports.formats import show
 from ag2_logging.reports.recommendations.base import LIMIT, Recommendation, money_text
 
 #: A model (genai-prices' model id, as ``pricing.lookup`` resolves it: dated snapshots map to

@@ -9,10 +9,10 @@ from django.db.models import Count, ExpressionWrapper, F, FloatField, Q, Sum, Va
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 
+from ag2_logging.formats import show
 from ag2_logging.models import Session
 from ag2_logging.reports.figures import ZERO, Figures
 from ag2_logging.reports.filters import ReportFilter
-from ag2_logging.reports.formats import show
 from ag2_logging.reports.queries import rolled_up_calls
 from ag2_logging.reports.recommendations.base import LIMIT, Recommendation, money_text
 

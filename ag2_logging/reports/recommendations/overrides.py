@@ -10,11 +10,11 @@ from typing import Any
 from django.db.models import Sum
 from django.utils.translation import gettext as _
 
+from ag2_logging.formats import show
 from ag2_logging.pricing import NormalizedUsage, PriceOverride, select_override
 from ag2_logging.pricing.overrides import override_costs
 from ag2_logging.reports.figures import ZERO, Figures
 from ag2_logging.reports.filters import _utc_today
-from ag2_logging.reports.formats import show
 from ag2_logging.reports.recommendations.base import LIMIT, Recommendation, money_text
 
 # ---------------------------------------------------------------------------------------------
