@@ -297,7 +297,11 @@ def _field(usage: Any, path: str) -> Any:
     names = _SPLIT.get(path)
     if names is None:
         names = _SPLIT[path] = tuple(path.split("."))
-    value = usage
+    return _walk(usage, names)
+
+
+def _walk(value: Any, names: tuple[str, ...]) -> Any:
+    """``value.a.b`` (or ``value["a"]["b"]``) for ``names`` ``("a", "b")``; None when absent."""
     for name in names:
         if value is None:
             return None
@@ -311,15 +315,17 @@ def _field(usage: Any, path: str) -> Any:
 
 def _count(usage: Any, paths: tuple[str, ...]) -> int | None:
     """The first of ``paths`` present in ``usage`` as a non-negative int; None if none is."""
+    top = _MAPPING.get(type(usage))
+    if top is None:
+        top = _MAPPING[type(usage)] = isinstance(usage, Mapping)
     for path in paths:
         names = _SPLIT.get(path)
-        if names is None or len(names) != 1:
-            value = _field(usage, path)
-        else:  # a top-level name (most of them): _field inlined
-            mapping = _MAPPING.get(type(usage))
-            if mapping is None:
-                mapping = _MAPPING[type(usage)] = isinstance(usage, Mapping)
-            value = usage.get(path) if mapping else getattr(usage, path, None)
+        if names is None:
+            names = _SPLIT[path] = tuple(path.split("."))
+        # _field inlined: the first name (usually absent for the breakdowns) costs one look-up.
+        value = usage.get(names[0]) if top else getattr(usage, names[0], None)
+        if len(names) > 1 and value is not None:
+            value = _walk(value, names[1:])
         if type(value) is int:  # the usual answer, without the conversions below
             return value if value > 0 else 0
         if value is None or isinstance(value, bool):
