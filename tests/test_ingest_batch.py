@@ -466,3 +466,37 @@ def test_process_sessions_gives_unfinished_journals_the_status_asked(
     assert [(s.status, s.call_count, s.ingested_at is not None) for s in sessions] == [
         (expected, 2, True)
     ] * 2
+
+
+@pytest.mark.parametrize(
+    ("sizes", "most", "most_bytes", "expected"),
+    [
+        ([10] * 5, 2, 1000, [2, 2, 1]),  # by count
+        ([400, 400, 400, 100], 10, 1000, [2, 2]),  # by bytes: 800, then 400 + 100
+        ([5000, 10, 10], 10, 1000, [1, 2]),  # a journal larger than a batch goes alone
+        ([10, None, 10], 2, 1000, [2, 1]),  # a missing journal counts as empty (it fails alone)
+        ([], 2, 1000, []),
+    ],
+    ids=["count", "bytes", "one too large", "missing", "none"],
+)
+def test_batches_are_cut_by_count_and_bytes(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    sizes: list[int | None],
+    most: int,
+    most_bytes: int,
+    expected: list[int],
+) -> None:
+    from ag2_logging.pipeline import ingest
+
+    monkeypatch.setattr(ingest, "BATCH_JOURNALS", most)
+    monkeypatch.setattr(ingest, "BATCH_BYTES", most_bytes)
+    items: list[tuple[Path, None]] = []
+    for n, size in enumerate(sizes):
+        path = tmp_path / f"{n}.jsonl"
+        if size is not None:
+            path.write_bytes(b"x" * size)
+        items.append((path, None))
+    batches = list(ingest._batches(items))
+    assert [len(b) for b in batches] == expected
+    assert [item for batch in batches for item in batch] == items  # every journal, in order

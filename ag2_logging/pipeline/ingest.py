@@ -1058,7 +1058,11 @@ def _all_lines(
 # -- several journals in one transaction ---------------------------------------------------------------
 
 #: Journals ``ingest_journals`` writes together in one transaction (one COPY per table).
-BATCH_JOURNALS = 64
+#: A batch of ``ingest_journals``: at most this many journals, and this many bytes of them
+#: together (a few large journals go one batch each; measured: 64 -> 256 journals of 100 calls
+#: took 1,000 of them from about 19,000 to 20,000-21,500 rows/s on PostgreSQL).
+BATCH_JOURNALS = 256
+BATCH_BYTES = 64 * 1024 * 1024
 
 
 @dataclass
@@ -1101,8 +1105,7 @@ def ingest_journals(
         raise ValueError(f"{len(paths)} paths but {len(expected)} expected session ids")
     out: list[IngestResult | Exception] = []
     items = [(Path(path), session_id) for path, session_id in zip(paths, expected, strict=True)]
-    for start in range(0, len(items), BATCH_JOURNALS):
-        chunk = items[start : start + BATCH_JOURNALS]
+    for chunk in _batches(items):
         done = _ingest_batch(chunk, unfinished_status)
         for index, (path, session_id) in enumerate(chunk):
             result: IngestResult | Exception | None = done.get(index)
@@ -1115,6 +1118,25 @@ def ingest_journals(
                     result = exc
             out.append(result)
     return out
+
+
+def _batches(items: list[tuple[Path, uuid.UUID | None]]) -> Iterator[list[tuple[Path, uuid.UUID | None]]]:
+    """``items`` in order, cut into batches of at most ``BATCH_JOURNALS`` journals and
+    ``BATCH_BYTES`` bytes (a journal that cannot be sized counts as empty: it fails on its own)."""
+    chunk: list[tuple[Path, uuid.UUID | None]] = []
+    size = 0
+    for item in items:
+        try:
+            length = item[0].stat().st_size
+        except OSError:
+            length = 0
+        if chunk and (len(chunk) >= BATCH_JOURNALS or size + length > BATCH_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(item)
+        size += length
+    if chunk:
+        yield chunk
 
 
 def _ingest_batch(
