@@ -12,7 +12,14 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ag2_logging.pricing import NormalizedUsage, PriceOverride, call_cost, normalize_usage, price_call
+from ag2_logging.pricing import (
+    NormalizedUsage,
+    PriceOverride,
+    call_cost,
+    fixed_plan_cost,
+    normalize_usage,
+    price_call,
+)
 
 MODELS = [
     ("openai", "gpt-4o-mini"),
@@ -72,6 +79,31 @@ def test_call_cost_is_price_calls_cost_and_status(
     }
     expected = price_call(provider, name, usage, **kwargs)  # type: ignore[arg-type]
     assert call_cost(provider, name, usage, **kwargs) == (expected.cost, expected.status)  # type: ignore[arg-type]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(MODELS), counts, counts, counts, counts, counts)
+def test_fixed_plan_cost_is_price_calls_cost_where_it_answers(
+    model: tuple[str, str], prompt: int, completion: int, cached: int, reasoning: int, cache_write: int
+) -> None:
+    """The budgets' shortcut: where a model has a fixed plan, its cost is ``price_call``'s with
+    no override (to the last digit); elsewhere it says None and the caller asks ``call_cost``."""
+    provider, name = model
+    usage = normalize_usage(provider, prompt, completion, cached, reasoning, cache_write)
+    cost = fixed_plan_cost(provider, name, usage)
+    if cost is not None:
+        assert cost == price_call(provider, name, usage).cost
+
+
+def test_fixed_plan_cost_answers_for_a_fixed_price_model_only() -> None:
+    usage = normalize_usage("openai", 1000, 100, 0, 0, 0)
+    assert fixed_plan_cost("openai", "gpt-4o-mini", usage) == price_call("openai", "gpt-4o-mini", usage).cost
+    for provider, name in [
+        ("openai", "no-such-model"),
+        ("openai@local", "my-own-model"),
+        ("ollama", "llama3.1:8b"),
+    ]:
+        assert fixed_plan_cost(provider, name, usage) is None
 
 
 def test_a_fixed_price_model_is_priced_and_not_zero() -> None:

@@ -215,8 +215,13 @@ def price(provider: str, model: str, usage: pricing.NormalizedUsage) -> Decimal 
 
     Through ``pricing.call_cost``: with no admin override loaded and a genai-prices price that
     does not change with the time, the (provider, model)'s compiled plan is run directly."""
+    overrides = price_cache.current()
+    if not overrides:
+        fixed = pricing.fixed_plan_cost(provider, model, usage)
+        if fixed is not None:
+            return money(fixed)
     cost, status = pricing.call_cost(
-        provider, model, usage, overrides=price_cache.current(), local_rate=conf.resolved.local_model_rate
+        provider, model, usage, overrides=overrides, local_rate=conf.resolved.local_model_rate
     )
     if cost is None or status in ("unknown", "no_usage"):
         return None

@@ -41,6 +41,7 @@ from ag2_logging.pricing.prices import (
     clear_caches,
     costs_nothing,
     detect_provider,
+    fixed_plan_cost,
     price_call,
     warn_unknown_once,
 )
@@ -75,6 +76,7 @@ __all__ = [
     "clear_caches",
     "costs_nothing",
     "detect_provider",
+    "fixed_plan_cost",
     "genai_prices_provider_id",
     "normalize_usage",
     "overrides",

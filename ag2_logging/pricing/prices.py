@@ -236,6 +236,20 @@ def call_cost(
     return result.cost, result.status
 
 
+def fixed_plan_cost(provider: str, model: str, usage: NormalizedUsage) -> Decimal | None:
+    """USD for ``usage`` by the model's one fixed genai-prices price (its compiled plan, cached),
+    as :func:`call_cost` prices it with no admin override loaded; None when the model has no such
+    plan (no price, a price that changes with time, a local model) or it cannot be run: ask
+    :func:`call_cost` then. For the budgets' check, which needs the cost and not its status."""
+    plan = _genai.fixed_plan(provider, model)
+    if plan is None:
+        return None
+    try:
+        return _genai.plan_price(plan, usage)
+    except Exception:
+        return None
+
+
 # --------------------------------------------------------------------------------------------
 # Provider detection with genai-prices' names
 # --------------------------------------------------------------------------------------------
