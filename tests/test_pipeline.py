@@ -371,6 +371,10 @@ def test_every_surface_says_a_session_is_left_out_of_the_reports(kind: str, admi
     }
     assert counts[kind] in doctor
     assert "1 more just ended and are on their way" in doctor
+    # The filter the banner points to lists it (failed under "failed", the others under "pending").
+    choice = "failed" if kind == "failed" else "pending"
+    listed = admin_client.get(f"/admin/ag2_logging/session/?pipeline={choice}").content.decode()
+    assert f"c-{kind}" in listed and "c-new" not in listed and "c-fine" not in listed
     if kind == "retrying":  # a long reason is cut at a word's end, never mid-word
         reason = str(LEFT_OUT["retrying"]["pipeline_error"])
         shown = doctor.split("e.g. ", 1)[1].split(" \u2026", 1)[0]

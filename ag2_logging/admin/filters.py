@@ -263,7 +263,7 @@ class PipelineFilter(admin.SimpleListFilter):
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
         return [
             ("failed", _("no: the pipeline failed")),
-            ("pending", _("not yet (pending too long)")),
+            ("pending", _("not yet (retrying after an error, or pending too long)")),
             ("yes", _("yes")),
         ]
 
@@ -273,7 +273,8 @@ class PipelineFilter(admin.SimpleListFilter):
         if self.value() == "failed":
             return queryset.filter(pipeline_failed_at__isnull=False)
         if self.value() == "pending":
-            pending = Session.objects.not_in_reports(conf.resolved.pipeline_pending_alert_seconds)
+            # The sessions the banner counts, less the failed ones (the choice above).
+            pending = Session.objects.missing_from_reports(conf.resolved.pipeline_pending_alert_seconds)
             return queryset.filter(pk__in=pending.filter(pipeline_failed_at__isnull=True).values("pk"))
         if self.value() == "yes":
             return queryset.filter(ingested_at__isnull=False, summarized_at__isnull=False)
