@@ -18,6 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from ag2_logging.capture.counters import stats
+from ag2_logging.pipeline import db as db_habits
 
 logger = logging.getLogger("ag2_logging.sessions")
 
@@ -44,7 +45,9 @@ def _db_executor() -> ThreadPoolExecutor:
         with _executor_lock:
             executor = _executor
             if executor is None:
-                executor = _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ag2_logging-db")
+                executor = _executor = ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix=db_habits.DB_THREAD_PREFIX
+                )
     return executor
 
 
@@ -59,19 +62,28 @@ def in_event_loop() -> bool:
 def _guarded(fn: Callable[..., Any], *args: Any) -> None:
     from django.db import close_old_connections
 
-    close_old_connections()
     try:
-        fn(*args)
-    except Exception:
-        stats.incr("db_failures")
-        logger.exception("ag2_logging could not write to the database; the journal keeps the record")
-    finally:
         close_old_connections()
+        try:
+            fn(*args)
+        except Exception:
+            stats.incr("db_failures")
+            logger.exception("ag2_logging could not write to the database; the journal keeps the record")
+        finally:
+            close_old_connections()
+    finally:
+        db_habits.caller_job_done()
 
 
 def submit_db(fn: Callable[..., Any], *args: Any) -> Future[None]:
-    """Run ``fn(*args)`` on the app's database thread, in order, never raising."""
-    return _db_executor().submit(_guarded, fn, *args)
+    """Run ``fn(*args)`` on the app's database thread, in order, never raising. The pipeline
+    thread gives way while such jobs are queued (``pipeline.db.give_way``)."""
+    db_habits.caller_job_queued()
+    try:
+        return _db_executor().submit(_guarded, fn, *args)
+    except BaseException:  # not queued (the interpreter is shutting down)
+        db_habits.caller_job_done()
+        raise
 
 
 def wait(future: Future[None]) -> None:

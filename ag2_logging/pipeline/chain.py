@@ -35,6 +35,7 @@ from django.db.models import Count, F, Max, Min, Q
 from ag2_logging.conf import conf
 from ag2_logging.models import Session, SpilledEvent
 from ag2_logging.pipeline import store
+from ag2_logging.pipeline.db import give_way
 from ag2_logging.pipeline.store import JournalUnavailable
 
 logger = logging.getLogger("ag2_logging.pipeline")
@@ -284,6 +285,7 @@ def _run_steps(
         if time.monotonic() - leased_at > LEASE_SECONDS / 4:
             _take_lease(key, owner)
             leased_at = time.monotonic()
+        give_way()
         try:
             did = _step(step, session, unfinished_status, result)
         except JournalUnavailable as exc:
@@ -346,7 +348,9 @@ def process_sessions(
                 owners[key] = owner
         with_error: set[uuid.UUID] = set()
         journals = _prepare_all(owners, with_error)
+        give_way()
         for key in _ingest_all(journals, with_error, unfinished_status):
+            give_way()
             if summarize_step(_fresh(key)):
                 done.append(key)
     finally:

@@ -29,7 +29,13 @@ from typing import Any
 
 from ag2_logging.conf import conf
 from ag2_logging.pipeline import modes
-from ag2_logging.pipeline.db import TRANSIENT
+from ag2_logging.pipeline.db import (
+    PIPELINE_THREAD_PREFIX,
+    TRANSIENT,
+    give_way,
+    give_way_before_queries,
+    take_lock_promptly,
+)
 
 logger = logging.getLogger("ag2_logging.pipeline")
 
@@ -50,7 +56,7 @@ class _Runner:
     def start(self) -> None:
         with self._cond:
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, name="ag2_logging-pipeline", daemon=True)
+                self._thread = threading.Thread(target=self._loop, name=PIPELINE_THREAD_PREFIX, daemon=True)
                 self._thread.start()
 
     def submit(self, job: Callable[[], None], delay: float = 0.0) -> None:
@@ -89,9 +95,11 @@ class _Runner:
 
         while True:
             job = self._next()
+            give_way()
             close_old_connections()
             try:
-                job()
+                with give_way_before_queries():
+                    job()
             except Exception:
                 logger.exception("ag2_logging pipeline job failed")
             finally:
@@ -166,6 +174,7 @@ atexit.register(_drain_at_exit)
 # -- the Session row (run on the app's database thread) ---------------------------------------
 
 
+@take_lock_promptly
 def persist_start(header: dict[str, Any]) -> None:
     from ag2_logging.models import Session
     from ag2_logging.pipeline import people
@@ -187,6 +196,7 @@ def persist_start(header: dict[str, Any]) -> None:
     )
 
 
+@take_lock_promptly
 def persist_end(header: dict[str, Any], end: dict[str, Any]) -> None:
     from django.db import transaction
 
@@ -238,6 +248,7 @@ def store_spilled(lines: list[tuple[uuid.UUID, int, bytes]]) -> None:
         )
 
 
+@take_lock_promptly
 def beat(session_ids: list[uuid.UUID]) -> None:
     """Touch the running sessions' rows (the heartbeat, on the database thread)."""
     from ag2_logging.pipeline.recovery import beat as touch
