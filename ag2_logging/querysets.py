@@ -154,6 +154,27 @@ class LLMCallQuerySet(models.QuerySet["LLMCall"]):
             .values_list("model", "provider", "latency_ms")
         )
 
+    @staticmethod
+    def _totals_aggregates() -> dict[str, Any]:
+        aggregates: dict[str, Any] = {name: Coalesce(Sum(name), 0) for name in TOKEN_FIELDS}
+        aggregates["call_count"] = Count("id")
+        aggregates["error_count"] = Count("id", filter=Q(status="error"))
+        aggregates["unpriced_calls"] = Count("id", filter=Q(cost__isnull=True))
+        aggregates["retry_count"] = Coalesce(Sum("retries"), 0)
+        aggregates["total_cost"] = Sum("cost")
+        return aggregates
+
+    def totals_by_session(self) -> dict[Any, dict[str, Any]]:
+        """``totals()`` of each session these calls belong to, keyed by session id, in one
+        grouped query (a session without calls here has no entry)."""
+        found: dict[Any, dict[str, Any]] = {}
+        for row in self.values("session_id").annotate(**self._totals_aggregates()).order_by():
+            session_id = row.pop("session_id")
+            if row["unpriced_calls"] and not row["total_cost"]:
+                row["total_cost"] = None
+            found[session_id] = row
+        return found
+
     def totals(self) -> dict[str, Any]:
         """Calls, errors, unpriced calls, the token kinds and cost (USD), in one query.
 
@@ -164,13 +185,7 @@ class LLMCallQuerySet(models.QuerySet["LLMCall"]):
         calls are unpriced and the known costs sum to 0 (a lower bound of $0 says nothing: the
         cost is unknown, as ``reports.Figures.cost_state`` has it).
         """
-        aggregates: dict[str, Any] = {name: Coalesce(Sum(name), 0) for name in TOKEN_FIELDS}
-        aggregates["call_count"] = Count("id")
-        aggregates["error_count"] = Count("id", filter=Q(status="error"))
-        aggregates["unpriced_calls"] = Count("id", filter=Q(cost__isnull=True))
-        aggregates["retry_count"] = Coalesce(Sum("retries"), 0)
-        aggregates["total_cost"] = Sum("cost")
-        totals = self.aggregate(**aggregates)
+        totals = self.aggregate(**self._totals_aggregates())
         if totals["unpriced_calls"] and not totals["total_cost"]:
             totals["total_cost"] = None
         return totals

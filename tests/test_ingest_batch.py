@@ -265,6 +265,23 @@ def test_a_batch_gives_the_rows_and_sessions_one_by_one_gives(
 
 
 @pytestmark_db
+def test_the_totals_of_sessions_in_one_query_are_each_sessions_totals(tmp_path: Path) -> None:
+    paths = _write(tmp_path, KINDS)
+    ingest_journals(paths)
+    ids = list(Session.objects.values_list("pk", flat=True))
+    # And a session whose only call is unpriced: its cost is unknown (None), not 0.
+    unpriced = Session.objects.get(pk=paths[0].stem)
+    LLMCall.objects.filter(session=unpriced).exclude(cost__isnull=True).delete()
+    grouped = LLMCall.objects.filter(session_id__in=ids).totals_by_session()
+    with_calls = [sid for sid in ids if LLMCall.objects.filter(session_id=sid).exists()]
+    assert sorted(grouped) == sorted(with_calls) and len(with_calls) >= 4
+    for sid in with_calls:
+        assert grouped[sid] == LLMCall.objects.filter(session_id=sid).totals(), sid
+    assert grouped[unpriced.pk]["total_cost"] is None
+    assert ingest._sessions_totals(ids) == {sid: ingest._session_totals(sid) for sid in ids}
+
+
+@pytestmark_db
 def test_tags_of_a_batch_are_synced_together_like_one_by_one() -> None:
     """``people.sync_tags_many`` leaves each session's SessionTag rows as ``sync_tags`` would:
     stale ones gone, missing ones added, other sessions' untouched."""

@@ -577,10 +577,11 @@ def _session_totals(session_id: uuid.UUID) -> dict[str, Any]:
 
 
 def _sessions_totals(session_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
-    """``_session_totals`` of each session, in one grouped query on PostgreSQL."""
+    """``_session_totals`` of each session, in one grouped query."""
     connection = connections[router.db_for_read(LLMCall)]
     if connection.vendor != "postgresql":
-        return {session_id: _session_totals(session_id) for session_id in session_ids}
+        found = LLMCall.objects.filter(session_id__in=session_ids).totals_by_session()
+        return {session_id: found.get(session_id) or _session_totals(session_id) for session_id in session_ids}
     with connection.cursor() as cursor:
         cursor.execute(_totals_sql(connection, grouped=True), [LLMCall.Status.ERROR.value, session_ids])
         found = {row[0]: _totals_of(row[1:]) for row in cursor.fetchall()}
