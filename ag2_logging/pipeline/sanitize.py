@@ -238,38 +238,62 @@ def sanitize_journal(path: Path, *, also_removed: dict[str, int] | None = None) 
     return result
 
 
-def sanitize_runtime_log(path: Path, session_id: str) -> dict[str, int]:
+def sanitize_runtime_log(path: Path, session_id: str, *, since: datetime | None = None) -> dict[str, int]:
     """Sanitize the runtime-log lines of one session (those that name its id), in the current
     file and its rotated backups; rewrite a file atomically when one of its lines changed. Lines
-    of other sessions are left as they are."""
+    of other sessions are left as they are.
+
+    ``since``: when the session started; a backup last written before then cannot hold its lines
+    and is not read (a long-running process's log and backups are many megabytes, and each
+    session's pass would otherwise read them all). Within a file only the lines that name the
+    session are decoded and scanned.
+    """
 
     counts: dict[str, int] = {}
     if not path.exists():
         return counts
+    oldest = since.timestamp() - RUNTIME_LOG_CLOCK_SLACK_SECONDS if since is not None else None
     # The lock ag2_logging.runtime_log takes to append and rotate: no line is lost or rotated
     # away while a file is rewritten.
     with runtime_log.exclusive(path):
         for file in [path, *runtime_log.backups(path)]:
+            if oldest is not None and file != path:
+                try:
+                    if file.stat().st_mtime < oldest:
+                        continue
+                except OSError:  # rotated away meanwhile
+                    continue
             _sanitize_runtime_file(file, session_id, counts)
     return counts
 
 
+#: A backup whose last write is this much older than the session's start is still read (clocks
+#: of file systems and of the process may differ a little).
+RUNTIME_LOG_CLOCK_SLACK_SECONDS = 5.0
+
+
 def _sanitize_runtime_file(path: Path, session_id: str, counts: dict[str, int]) -> None:
     data = path.read_bytes()
-    lines = data.split(b"\n")
     key = session_id.encode()
-    changed = False
     sanitizer = LineSanitizer(counts)
-    for index, line in enumerate(lines):
-        if key not in line:
-            continue
-        cleaned = sanitizer.line(line.decode("utf-8", "replace"))
-        new = (cleaned or "").encode()
+    pieces: list[bytes] = []
+    done = 0  # data[:done] is in pieces already
+    changed = False
+    found = data.find(key)
+    while found != -1:
+        start = data.rfind(b"\n", 0, found) + 1
+        end = data.find(b"\n", found)
+        end = len(data) if end == -1 else end
+        line = data[start:end]
+        new = (sanitizer.line(line.decode("utf-8", "replace")) or "").encode()
         if new != line:
-            lines[index] = new
+            pieces += [data[done:start], new]
+            done = end
             changed = True
+        found = data.find(key, end)
     if changed:
-        atomic_write(path, b"\n".join(lines), mode=path.stat().st_mode & 0o777)
+        pieces.append(data[done:])
+        atomic_write(path, b"".join(pieces), mode=path.stat().st_mode & 0o777)
 
 
 @dataclass
@@ -359,7 +383,9 @@ def sanitize_session(
     if runtime_log is None:
         runtime_log = not session.host or session.host == conf.resolved.host_name
     if runtime_log:
-        result.runtime_log = sanitize_runtime_log(conf.resolved.log_file, str(session.pk))
+        result.runtime_log = sanitize_runtime_log(
+            conf.resolved.log_file, str(session.pk), since=session.started_at
+        )
     fields = _clean_session_fields(session, result.database)
     journal = _sanitize_session_journal(session, result)
     _save_session(session.pk, result, fields, journal)
