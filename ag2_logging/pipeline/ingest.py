@@ -581,7 +581,9 @@ def _sessions_totals(session_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, 
     connection = connections[router.db_for_read(LLMCall)]
     if connection.vendor != "postgresql":
         found = LLMCall.objects.filter(session_id__in=session_ids).totals_by_session()
-        return {session_id: found.get(session_id) or _session_totals(session_id) for session_id in session_ids}
+        return {
+            session_id: found.get(session_id) or _session_totals(session_id) for session_id in session_ids
+        }
     with connection.cursor() as cursor:
         cursor.execute(_totals_sql(connection, grouped=True), [LLMCall.Status.ERROR.value, session_ids])
         found = {row[0]: _totals_of(row[1:]) for row in cursor.fetchall()}
