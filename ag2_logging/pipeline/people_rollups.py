@@ -39,9 +39,12 @@ def user_value(session: Session) -> str:
 
 
 def _add(model: Any, key: dict[str, Any], numbers: dict[str, Any]) -> None:
+    moves = {name: F(name) + numbers[name] for name in ROLLUP_SUMS}
+    if model.objects.filter(**key).update(**moves):  # the row exists: one UPDATE (as add_to_rollups)
+        return
     rollup, created = model.objects.get_or_create(**key, defaults=numbers)
     if not created:
-        model.objects.filter(pk=rollup.pk).update(**{name: F(name) + numbers[name] for name in ROLLUP_SUMS})
+        model.objects.filter(pk=rollup.pk).update(**moves)
 
 
 def add_session(session: Session, keyed: Keyed, numbers_of: Numbers) -> dict[str, Any]:

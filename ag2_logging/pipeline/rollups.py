@@ -105,9 +105,14 @@ def adjust_rollup(key: dict[str, Any], cost_delta: Decimal, unpriced_delta: int)
 def add_to_rollups(key: dict[str, Any], numbers: dict[str, Any], model: Any = DailyRollup) -> None:
     """Add ``numbers`` to the rollup row of ``key`` (created when missing), race-free; ``model``:
     ``DailyRollup``, ``UserDayRollup`` or ``TagDayRollup``."""
+    moves = {name: F(name) + numbers[name] for name in SUMS}
+    # The row exists but on a session's first day: one UPDATE. Else it is created, and when a
+    # concurrent session created it first, moved after all.
+    if model.objects.filter(**key).update(**moves):
+        return
     rollup, created = model.objects.get_or_create(**key, defaults=numbers)
     if not created:
-        model.objects.filter(pk=rollup.pk).update(**{name: F(name) + numbers[name] for name in SUMS})
+        model.objects.filter(pk=rollup.pk).update(**moves)
 
 
 class ModelDays:
@@ -163,10 +168,12 @@ def add_to_model_rollups(key: dict[str, Any], sessions: int, buckets: list[int])
     concurrent sessions never lose each other's counts."""
     latency_count = sum(buckets)
     numbers = {"session_count": sessions, "latency_count": latency_count, "latency_buckets": buckets}
-    _, created = ModelDayRollup.objects.get_or_create(**key, defaults=numbers)
-    if created:
-        return
-    rollup = ModelDayRollup.objects.select_for_update().get(**key)
+    rollup = ModelDayRollup.objects.select_for_update().filter(**key).first()
+    if rollup is None:
+        _, created = ModelDayRollup.objects.get_or_create(**key, defaults=numbers)
+        if created:
+            return
+        rollup = ModelDayRollup.objects.select_for_update().get(**key)
     ModelDayRollup.objects.filter(pk=rollup.pk).update(
         session_count=F("session_count") + sessions,
         latency_count=F("latency_count") + latency_count,
