@@ -86,8 +86,8 @@ _callers_done = threading.Condition()
 #: database thread's jobs are single-row writes; a longer wait means it is stuck, and the
 #: pipeline goes on).
 GIVE_WAY_SECONDS = 0.25
-#: How long a database-thread row write retries SQLite's write lock, and how often.
-LOCK_WAIT_SECONDS = 30.0
+#: How often a database-thread row write tries SQLite's write lock again (for as long as the
+#: connection's ``timeout`` option says, as SQLite's busy handler would).
 LOCK_POLL_SECONDS = 0.0005
 
 
@@ -147,8 +147,8 @@ def _locked(exc: BaseException) -> bool:
 def take_lock_promptly(fn: Callable[P, R]) -> Callable[P, R]:
     """On SQLite, run ``fn`` (a database-thread write that can run again: its transaction either
     committed or left nothing) with SQLite's busy handler off, retrying every
-    ``LOCK_POLL_SECONDS`` while another writer holds the lock, for ``LOCK_WAIT_SECONDS`` at most;
-    other databases run it as it is."""
+    ``LOCK_POLL_SECONDS`` while another writer holds the lock, for the connection's ``timeout``
+    option (5 s by default) at most; other databases run it as it is."""
 
     @functools.wraps(fn)
     def promptly(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -158,7 +158,7 @@ def take_lock_promptly(fn: Callable[P, R]) -> Callable[P, R]:
             return fn(*args, **kwargs)
         connection.ensure_connection()
         timeout_ms = int(float(connection.settings_dict.get("OPTIONS", {}).get("timeout", 5)) * 1000)
-        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        deadline = time.monotonic() + timeout_ms / 1000
         connection.connection.execute("PRAGMA busy_timeout = 0")
         try:
             while True:
