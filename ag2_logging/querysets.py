@@ -168,7 +168,8 @@ class LLMCallQuerySet(models.QuerySet["LLMCall"]):
         """``totals()`` of each session these calls belong to, keyed by session id, in one
         grouped query (a session without calls here has no entry)."""
         found: dict[Any, dict[str, Any]] = {}
-        for row in self.values("session_id").annotate(**self._totals_aggregates()).order_by():
+        grouped: models.QuerySet[Any, Any] = self.values("session_id")
+        for row in grouped.annotate(**self._totals_aggregates()).order_by():
             session_id = row.pop("session_id")
             if row["unpriced_calls"] and not row["total_cost"]:
                 row["total_cost"] = None
