@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.utils.translation import gettext as _
 
 from ag2_logging.formats import show
 from ag2_logging.models import LLMCall, Session
 from ag2_logging.pricing import NormalizedUsage, call_cost, fixed_plan_cost
 from ag2_logging.pricing.lookup import Entry, lookup
+from ag2_logging.querysets import day_start
 from ag2_logging.reports.figures import ZERO
 from ag2_logging.reports.filters import ReportFilter
 from ag2_logging.reports.recommendations.base import LIMIT, Recommendation, money_text
@@ -124,9 +127,16 @@ def prompt_cache_misses(flt: ReportFilter, *, limit: int = CALL_LIMIT) -> tuple[
     ones of the filter's scope, the rollups' (``rolled_up_calls``): their calls of the period are
     read with no join (the workflow comes with the session)."""
     picked, truncated = _newest_sessions(flt, limit)
+    # The period is a column of the rows, not a condition: as one, PostgreSQL would AND the
+    # sessions' index with the started_at one over every call of the period (3.3 million at ten
+    # million calls, 240 ms). The picked sessions hold about ``limit`` calls (``call_count``): no
+    # LIMIT is needed either.
+    in_period = Q(started_at__gte=day_start(flt.start)) & Q(
+        started_at__lt=day_start(flt.end + dt.timedelta(days=1))
+    )
     rows = (
-        LLMCall.objects.started_between(flt.start, flt.end)
-        .filter(session_id__in=list(picked), status="success")
+        LLMCall.objects.filter(session_id__in=list(picked), status="success")
+        .annotate(in_period=ExpressionWrapper(in_period, output_field=BooleanField()))
         .order_by("session_id", "seq")
         .values_list(
             "session_id",
@@ -136,7 +146,8 @@ def prompt_cache_misses(flt: ReportFilter, *, limit: int = CALL_LIMIT) -> tuple[
             "prompt_tokens",
             "cached_tokens",
             "cache_write_tokens",
-        )[: limit + 1]
+            "in_period",
+        )
     )
     tallies: dict[str, _CacheTally] = {}
     previous: dict[tuple[str, str, str], int] = {}  # of the current session (rows in session order)
@@ -144,10 +155,14 @@ def prompt_cache_misses(flt: ReportFilter, *, limit: int = CALL_LIMIT) -> tuple[
     flat: dict[tuple[str, str], bool] = {}
     current: Any = None
     tally: _CacheTally | None = None
-    for n, (session, agent, model, provider, prompt, cached, write) in enumerate(rows):
+    n = 0
+    for session, agent, model, provider, prompt, cached, write, in_period_ in rows:
+        if not in_period_:  # False, or None without a start
+            continue
         if n == limit:
             truncated = True
             break
+        n += 1
         if session != current:
             current, previous, tally = session, {}, None
         key = (agent, model, provider)
