@@ -52,7 +52,7 @@ def failing_sessions(flt: ReportFilter) -> list[Recommendation]:
     fields = ("chat_id", "workflow_name", "enterprise_id")
     named = {
         row[0]: dict(zip(fields, row[1:], strict=True))
-        for row in candidates.values_list("pk", *fields)[: MAX_IDS + 1]
+        for row in candidates.order_by().values_list("pk", *fields)[: MAX_IDS + 1]
     }
     if len(named) > MAX_IDS:
         return _failing_by_subquery(flt, candidates)
