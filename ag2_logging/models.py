@@ -475,6 +475,33 @@ class ModelDayRollup(models.Model):
         return f"{self.day} {self.enterprise_id}/{self.workflow_name}/{self.model}"
 
 
+class ModelDayTotalRollup(models.Model):
+    """``ModelDayRollup`` summed over enterprises and workflows: per (day, model, provider), the
+    sessions that used the model (each once, on the day of its first call to it) and the calls'
+    latency histogram, kept in the same transactions. The model comparison and the overview of
+    every enterprise read these, a row per model and day, rather than a row per enterprise,
+    workflow, model and day (30,000 over 90 days at ten million calls, 110 buckets each)."""
+
+    day = models.DateField()
+    model = models.CharField(max_length=255, blank=True, default="")
+    provider = models.CharField(max_length=64, blank=True, default="")
+    session_count = models.BigIntegerField(default=0)
+    #: Calls with a latency (the sum of ``latency_buckets``).
+    latency_count = models.BigIntegerField(default=0)
+    latency_buckets = models.JSONField(default=empty_latency_buckets)
+
+    objects = ModelDayRollupQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-day"]
+        constraints = [
+            models.UniqueConstraint(fields=["day", "model", "provider"], name="ag2log_mtotal_unique_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.model}"
+
+
 class PeopleRollup(models.Model):
     """The summed figures of ``DailyRollup`` under its key (day, enterprise, workflow, model,
     agent, provider) and one more dimension: abstract base of ``UserDayRollup`` and

@@ -5,9 +5,10 @@ Each tier (``--calls``: one million calls by default, ``--calls 1000000,10000000
 side by side; ``AG2_BENCH_REPORTS_CALLS`` for ``python -m bench``) is a scratch PostgreSQL
 database (``<AG2_BENCH_REPORTS_DB>_1m``, ``_10m``, ...; prefix ``ag2_bench_reports``, on
 ``AG2_BENCH_POSTGRES_URL``, default ``postgres://postgres@127.0.0.1:5432/postgres``) loaded by
-:mod:`bench._scale_data` (calls generated on the server, rollups by the app's own
-``rebuild_rollups``) and kept between runs of the same day (``--reload`` loads it again;
-``--quick`` is 20,000 calls). Pages are requested through Django's test client as a superuser
+:mod:`bench._scale_data` (calls and rollups generated in SQL on the server) and kept between
+runs of the same day (``--reload`` loads it again; ``--quick`` is 20,000 calls). A load of at most
+100,000 calls, or any with ``--check-rollups``, then rebuilds the rollups with the app's own
+``rebuild_rollups`` and fails unless they are the SQL-built ones, row for row. Pages are requested through Django's test client as a superuser
 (server time: view, queries, template), the median of a few runs after a warm-up; ``--only
 TEXT`` keeps the pages whose name contains it.
 
@@ -17,6 +18,7 @@ with several tiers, ``python -m bench`` gives a larger tier's page the smallest 
 its reference (the ratio is the growth).
 
     python -m bench.bench_reports [--quick] [--reload | --keep] [--calls N[,N...]] [--only TEXT]
+        [--check-rollups]
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ MAX_QUERIES = 15
 DEFAULT_PG_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 FULL_CALLS = 1_000_000
 QUICK_CALLS = 20_000
+#: Tiers up to this size check their SQL-built rollups against ``rebuild_rollups`` when loaded.
+CHECK_CALLS = 100_000
 
 
 def _admin_url() -> str:
@@ -244,9 +248,12 @@ def _label(calls: int) -> str:
     return f"{calls // 1_000_000}m" if calls % 1_000_000 == 0 else f"{calls // 1_000}k"
 
 
-def child(calls: int, reload: bool, *, runs: int = 5, only: str = "", keep: bool = False) -> dict[str, Any]:
+def child(
+    calls: int, reload: bool, *, runs: int = 5, only: str = "", keep: bool = False, check: bool = False
+) -> dict[str, Any]:
     """Load (or reuse) the tier of ``calls`` calls and measure every page (``only``: the pages
-    whose figure contains it; ``keep``: measure what the database holds, loaded or not)."""
+    whose figure contains it; ``keep``: measure what the database holds, loaded or not; ``check``:
+    hold the loaded rollups to ``rebuild_rollups``, as a load of at most ``CHECK_CALLS`` does)."""
     size = size_of(calls)
     db_name = f"{os.environ.get('AG2_BENCH_REPORTS_DB', 'ag2_bench_reports')}_{_label(calls)}"
 
@@ -267,7 +274,7 @@ def child(calls: int, reload: bool, *, runs: int = 5, only: str = "", keep: bool
     timings: dict[str, float] = {}
     if not keep and (reload or not _loaded(size)):
         t0 = time.perf_counter()
-        timings = load(size, log)
+        timings = load(size, log, check=check or calls <= CHECK_CALLS)
         timings["total_s"] = time.perf_counter() - t0
         log(f"loaded in {timings['total_s']:.0f} s")
     else:
@@ -349,9 +356,10 @@ def tiers(quick: bool) -> list[int]:
 
 
 def _measure(
-    calls_list: list[int], reload: bool, quick: bool, only: str = "", keep: bool = False
+    calls_list: list[int], reload: bool, quick: bool, only: str = "", keep: bool = False, check: bool = False
 ) -> list[dict[str, Any]]:
     args = [
+        *(["--check-rollups"] if check else []),
         *(["--reload"] if reload else []),
         *(["--keep"] if keep else []),
         *(["--runs", "3"] if quick else []),
@@ -410,11 +418,14 @@ def main(argv: list[str]) -> int:
     if "--child" in argv:
         calls = int(_option(argv, "--calls", str(QUICK_CALLS if quick else FULL_CALLS)))
         runs = int(_option(argv, "--runs", "5"))
-        print(json.dumps(child(calls, reload, runs=runs, only=only, keep="--keep" in argv), default=str))
+        got = child(
+            calls, reload, runs=runs, only=only, keep="--keep" in argv, check="--check-rollups" in argv
+        )
+        print(json.dumps(got, default=str))
         return 0
     raw = _option(argv, "--calls", "")
     calls_list = sorted(int(p.replace("_", "")) for p in raw.split(",") if p.strip()) if raw else tiers(quick)
-    got = _measure(calls_list, reload, quick, only, keep="--keep" in argv)
+    got = _measure(calls_list, reload, quick, only, keep="--keep" in argv, check="--check-rollups" in argv)
     for tier in got:
         print(
             f"{tier['calls']:,} calls, {tier['sessions']:,} sessions, {tier['rollups']:,} rollup rows;"

@@ -90,6 +90,27 @@ def test_no_control_survives_and_other_text_is_untouched(text: str) -> None:
     assert not _raw_controls(html_visible(text), allowed="\t\n\r\u200c\u200d")  # joiners: text needs them
 
 
+@given(
+    st.text(
+        alphabet=st.sampled_from([*EVERY_CONTROL, "a", "é", "\t", "\n", "\r", "\u200c", "\ue000"]),
+        max_size=40,
+    )
+)
+def test_the_fast_path_is_the_translation(text: str) -> None:
+    """``visible`` and ``html_visible`` skip ``str.translate`` for text without a character to
+    escape: whatever the text, the answer is the translation's, a plain ``str`` (a ``SafeString``
+    in is never a ``SafeString`` out: the template escapes it as before)."""
+    from django.utils.safestring import SafeString, mark_safe
+
+    from ag2_logging.reports import text as module
+
+    assert visible(text) == text.translate(module._SINGLE_LINE)
+    assert visible(text, multiline=True) == text.translate(module._MULTILINE)
+    assert html_visible(text) == text.translate(module._HTML)
+    assert not isinstance(visible(mark_safe(text)), SafeString)
+    assert not isinstance(html_visible(mark_safe(text)), SafeString)
+
+
 # -- CSV ------------------------------------------------------------------------------------
 
 

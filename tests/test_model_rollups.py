@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 from django.db import close_old_connections, connection
 
-from ag2_logging.models import LLMCall, ModelDayRollup, Session
+from ag2_logging.models import LLMCall, ModelDayRollup, ModelDayTotalRollup, Session
 from ag2_logging.pipeline.rollups import rebuild_rollups, summarize_session
 from ag2_logging.querysets import LATENCY_BUCKET_BOUNDS_MS, LATENCY_BUCKET_RATIO, latency_bucket
 from ag2_logging.reports import ReportFilter, histogram_percentile, percentile
@@ -37,6 +37,25 @@ def table() -> list[tuple[object, ...]]:
             "latency_buckets",
         )
     )
+
+
+def totals() -> list[tuple[object, ...]]:
+    return sorted(
+        ModelDayTotalRollup.objects.values_list(
+            "day", "model", "provider", "session_count", "latency_count", "latency_buckets"
+        )
+    )
+
+
+def summed(rows: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
+    """``table()`` rows summed per (day, model, provider): what ``totals()`` holds."""
+    out: dict[tuple[object, ...], list[object]] = {}
+    for day, _enterprise, _workflow, model, provider, sessions, latencies, buckets in rows:
+        entry = out.setdefault((day, model, provider), [0, 0, [0] * len(buckets)])  # type: ignore[arg-type]
+        entry[0] += sessions  # type: ignore[operator]
+        entry[1] += latencies  # type: ignore[operator]
+        entry[2] = [a + b for a, b in zip(entry[2], buckets, strict=True)]  # type: ignore[call-overload]
+    return sorted((*key, *values) for key, values in out.items())
 
 
 def make_sessions(n: int = 40, seed: int = 3) -> list[Session]:
@@ -95,17 +114,21 @@ def test_incremental_rollups_equal_a_rebuild() -> None:
     assert summarize_session(sessions[0].pk) is False  # never twice
     incremental = table()
     assert sum(row[6] for row in incremental) == LLMCall.objects.count()
+    assert totals() == summed(incremental) and len(totals()) < len(incremental)
     # Each session is counted once per model it used, however many days its calls spread over.
     used = {(c.session_id, c.model) for c in LLMCall.objects.all()}
     assert sum(row[5] for row in incremental) == len(used)
     assert rebuild_rollups() > 0
     assert table() == incremental
+    assert totals() == summed(incremental)
     # A rebuild from a day on keeps earlier rows and recomputes later ones to the same figures,
     # sessions whose first day with a model is before it included.
     for since in (today() - dt.timedelta(days=d) for d in (0, 3, 7)):
         ModelDayRollup.objects.filter(day__gte=since).update(session_count=999, latency_count=0)
+        ModelDayTotalRollup.objects.filter(day__gte=since).update(session_count=999, latency_buckets=[1])
         rebuild_rollups(since=since)
         assert table() == incremental
+        assert totals() == summed(incremental)
 
 
 def test_sessions_and_p95_from_the_rollups_on_big_periods(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -116,6 +139,11 @@ def test_sessions_and_p95_from_the_rollups_on_big_periods(monkeypatch: pytest.Mo
     monkeypatch.setattr(reports, "EXACT_LIMIT", 0)
     rolled = reports.model_comparison(flt)
     assert rolled.from_histogram and not exact.from_histogram
+    # Every enterprise: the totals per model and day; one enterprise: its own rows.
+    assert flt.model_rollups().model is ModelDayTotalRollup
+    assert (
+        ReportFilter(start=flt.start, end=flt.end, enterprise="ent-1").model_rollups().model is ModelDayRollup
+    )
     assert [r.label for r in rolled.rows] == [r.label for r in exact.rows]
     assert [r.figures.sessions for r in rolled.rows] == [r.figures.sessions for r in exact.rows]
     assert all(r.figures.sessions for r in rolled.rows)
@@ -167,6 +195,8 @@ def test_concurrent_sessions_on_the_same_key_add_up() -> None:
     assert errors == []
     (rollup,) = ModelDayRollup.objects.all()
     assert (rollup.session_count, rollup.latency_count, sum(rollup.latency_buckets)) == (n, 5 * n, 5 * n)
+    assert totals() == summed(table())
     before = table()
     rebuild_rollups()
     assert table() == before
+    assert totals() == summed(before)

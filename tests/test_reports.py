@@ -142,6 +142,36 @@ def test_stacked_bars_geometry_and_unknown_markers() -> None:
     assert charts.stacked_bars(title="x", days=days, series={"a": [0, 0]}, colors={}).empty
 
 
+#: The four loops ``charts/chart.html`` wrote the shapes with before ``svg_shapes`` (its reference).
+SHAPE_LOOPS = (
+    '{% load ag2_reports %}    {% for l in chart.lines %}<line x1="{{ l.x1|stringformat:".1f" }}" y1="{{ l.y1|stringformat:".1f" }}" x2="{{ l.x2|stringformat:".1f" }}" y2="{{ l.y2|stringformat:".1f" }}" class="{{ l.css }}"/>{% endfor %}\n'
+    '    {% for r in chart.rects %}<rect x="{{ r.x|stringformat:".2f" }}" y="{{ r.y|stringformat:".2f" }}" width="{{ r.width|stringformat:".2f" }}" height="{{ r.height|stringformat:".2f" }}" fill="{{ r.color }}"{% if r.css %} class="{{ r.css }}"{% endif %}><title>{{ r.title|visible }}</title></rect>{% endfor %}\n'
+    '    {% for t in chart.labels %}<text x="{{ t.x|stringformat:".1f" }}" y="{{ t.y|stringformat:".1f" }}" text-anchor="{{ t.anchor }}"{% if t.css %} class="{{ t.css }}"{% endif %}>{% if t.title %}<title>{{ t.title|visible }}</title>{% endif %}{{ t.text|visible }}</text>{% endfor %}\n'
+    '    {% for t in chart.markers %}<text x="{{ t.x|stringformat:".1f" }}" y="{{ t.y|stringformat:".1f" }}" text-anchor="middle" class="{{ t.css }}"><title>{{ t.title|visible }}</title>{{ t.text|visible }}</text>{% endfor %}'
+)
+
+
+def test_svg_shapes_writes_what_the_template_loops_wrote() -> None:
+    """The chart's shapes, escaped and with control characters shown, as the template wrote them."""
+    from django.template import Context, Template
+
+    from ag2_logging.templatetags.ag2_reports import svg_shapes
+
+    tricky = "a<b>&\"c' \x00\u202e"
+    chart = charts.Chart(width=100, height=50, title="t", summary="s")
+    chart.lines = [charts.Line(0, 1.25, 100, 1.35, css="grid"), charts.Line(-0.05, 2, 3, 4, css=tricky)]
+    chart.rects = [
+        charts.Rect(1.005, 2.5, 3.333, 4, "#0072B2", tricky),
+        charts.Rect(Decimal("1.125"), 0, 1e-3, 2, tricky, "t", css="ag2-x"),
+    ]
+    chart.labels = [charts.Label(5, 6, tricky), charts.Label(7.25, 8, "x", "end", title=tricky, css=tricky)]
+    chart.markers = [charts.Label(9, 10, "?", title=tricky, css="ag2-unknown")]
+    expected = Template(SHAPE_LOOPS).render(Context({"chart": chart}))
+    assert "    " + svg_shapes(chart) == expected
+    assert "&lt;b&gt;&amp;&quot;c&#x27;" in expected and "\\x00" in expected
+    assert svg_shapes(charts.Chart(width=1, height=1, title="", summary="")) == "\n    \n    \n    "
+
+
 def test_palette_is_okabe_ito_and_other_is_grey() -> None:
     colors = charts.assign_colors(["x", "y", "other"])
     assert colors == {"x": "#0072B2", "y": "#E69F00", "other": charts.OTHER_COLOR}

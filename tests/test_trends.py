@@ -27,6 +27,7 @@ from ag2_logging.pricing import NormalizedUsage
 from ag2_logging.reports import ReportFilter
 from ag2_logging.reports import recommendations as recs
 from ag2_logging.reports import trends as tr
+from ag2_logging.reports.recommendations import failing
 from tests.conftest import genai_calc, llm_config
 from tests.report_data import call, refresh_totals, rollup, session
 from tests.test_admin_reports import client_for, staff
@@ -420,13 +421,16 @@ def test_a_real_chat_in_the_trends_and_its_cache_recommendation(llm: Any, settin
     assert rag.change.is_new and rag.change.cost_delta == 3 * paid
 
 
-def test_sessions_with_many_errors_or_retries() -> None:
+def test_sessions_with_many_errors_or_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     bad = session("bad", "acme", "triage", at(SUNDAY))
     for seq in range(6):
         failed = seq < 2
         call(bad, seq, model="gpt-4o", start=at(SUNDAY, 11), cost=D("0.10") if not failed else D(0),
              latency_ms=1500 if failed else 200, status="error" if failed else "success",
              error="429" if failed else "", retries=1 if seq == 4 else 0)  # fmt: skip
+    # A failed call after the period: in the session's totals, not in the period's figures.
+    call(bad, 6, model="gpt-4o", start=at(SUNDAY + dt.timedelta(days=1), 11), cost=D(0), latency_ms=900,
+         status="error", error="429")  # fmt: skip
     fine = session("fine", "acme", "triage", at(SUNDAY))  # 3 failed of 20: under 20%
     for seq in range(20):
         call(fine, seq, model="gpt-4o", start=at(SUNDAY, 11), cost=D("0.01"), latency_ms=10,
@@ -440,6 +444,9 @@ def test_sessions_with_many_errors_or_retries() -> None:
     assert rec.data["failed_seconds"] == pytest.approx(3.0)
     assert rec.data["cost"] == D("0.40")
     assert "3 failed attempts, 3 s waiting on failed calls" in rec.estimate_text
+    # Past MAX_IDS candidates their calls are grouped through a subquery: the same answer.
+    monkeypatch.setattr(failing, "MAX_IDS", 0)
+    assert recs.failing_sessions(week_filter()) == [rec]
 
 
 def test_an_expired_price_override_with_its_calls_since() -> None:

@@ -8,7 +8,9 @@ Unattributed calls (no session) have no enterprise or workflow and are not rolle
 
 ``ModelDayRollup`` is kept alongside, in the same transactions: per (day, enterprise, workflow,
 model, provider), the sessions that used the model (each once, on the day of its first call to
-it) and a latency histogram, merged under a lock on the rollup row.
+it) and a latency histogram, merged under a lock on the rollup row; and ``ModelDayTotalRollup``,
+the same summed over enterprises and workflows (a row per day, model and provider, what the
+reports of every enterprise read), locked after every ``ModelDayRollup`` row, in key order.
 
 ``UserDayRollup`` and ``TagDayRollup`` (the same figures per user, per tag) are kept in the same
 transactions too: see :mod:`ag2_logging.pipeline.people_rollups`.
@@ -26,7 +28,7 @@ from django.db import connections, router, transaction
 from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import Coalesce, TruncDate
 
-from ag2_logging.models import DailyRollup, LLMCall, ModelDayRollup, Session
+from ag2_logging.models import DailyRollup, LLMCall, ModelDayRollup, ModelDayTotalRollup, Session
 from ag2_logging.pipeline import people_rollups
 from ag2_logging.querysets import ROLLUP_SUMS, empty_latency_buckets, latency_bucket
 
@@ -35,6 +37,7 @@ logger = logging.getLogger("ag2_logging.rollups")
 KEY = ("day", "enterprise_id", "workflow_name", "model", "agent_name", "provider")
 SUMS = ROLLUP_SUMS
 MODEL_KEY = ("day", "enterprise_id", "workflow_name", "model", "provider")
+MODEL_TOTAL_KEY = ("day", "model", "provider")
 
 
 def rollup_day() -> Any:
@@ -162,19 +165,41 @@ def merge_buckets(a: list[int], b: list[int]) -> list[int]:
     return [(a[i] if i < len(a) else 0) + (b[i] if i < len(b) else 0) for i in range(size)]
 
 
-def add_to_model_rollups(key: dict[str, Any], sessions: int, buckets: list[int]) -> None:
-    """Add sessions and a latency histogram to the ``ModelDayRollup`` row of ``key`` (created when
-    missing). The JSON list is merged under a lock of the row (``SELECT ... FOR UPDATE``), so
-    concurrent sessions never lose each other's counts."""
+def model_totals(
+    rows: dict[tuple[Any, ...], tuple[int, list[int]]],
+) -> dict[tuple[Any, ...], tuple[int, list[int]]]:
+    """``ModelDays.rows()`` summed per (day, model, provider) (``ModelDayTotalRollup``'s key), in
+    key order."""
+    totals: dict[tuple[Any, ...], tuple[int, list[int]]] = {}
+    for (day, _enterprise, _workflow, model, provider), (sessions, buckets) in rows.items():
+        key = (day, model, provider)
+        before = totals.get(key)
+        totals[key] = (
+            (sessions, buckets)
+            if before is None
+            else (
+                before[0] + sessions,
+                merge_buckets(before[1], buckets),
+            )
+        )
+    return {key: totals[key] for key in sorted(totals)}
+
+
+def add_to_model_rollups(
+    key: dict[str, Any], sessions: int, buckets: list[int], model: Any = ModelDayRollup
+) -> None:
+    """Add sessions and a latency histogram to the ``model`` row of ``key`` (created when missing;
+    ``ModelDayRollup`` or ``ModelDayTotalRollup``). The JSON list is merged under a lock of the
+    row (``SELECT ... FOR UPDATE``), so concurrent sessions never lose each other's counts."""
     latency_count = sum(buckets)
     numbers = {"session_count": sessions, "latency_count": latency_count, "latency_buckets": buckets}
-    rollup = ModelDayRollup.objects.select_for_update().filter(**key).first()
+    rollup = model.objects.select_for_update().filter(**key).first()
     if rollup is None:
-        _, created = ModelDayRollup.objects.get_or_create(**key, defaults=numbers)
+        _, created = model.objects.get_or_create(**key, defaults=numbers)
         if created:
             return
-        rollup = ModelDayRollup.objects.select_for_update().get(**key)
-    ModelDayRollup.objects.filter(pk=rollup.pk).update(
+        rollup = model.objects.select_for_update().get(**key)
+    model.objects.filter(pk=rollup.pk).update(
         session_count=F("session_count") + sessions,
         latency_count=F("latency_count") + latency_count,
         latency_buckets=merge_buckets(list(rollup.latency_buckets or []), buckets),
@@ -218,8 +243,14 @@ def summarize_session(session_id: uuid.UUID | str) -> bool:
             model_days.add(
                 session.pk, session.enterprise_id, session.workflow_name, model, provider, day, latency
             )
-        for model_key, (sessions, buckets) in model_days.rows().items():
+        model_rows = model_days.rows()
+        for model_key, (sessions, buckets) in model_rows.items():
             add_to_model_rollups(dict(zip(MODEL_KEY, model_key, strict=True)), sessions, buckets)
+        # After every ModelDayRollup row: each writer locks the shared total rows last, in order.
+        for total_key, (sessions, buckets) in model_totals(model_rows).items():
+            add_to_model_rollups(
+                dict(zip(MODEL_TOTAL_KEY, total_key, strict=True)), sessions, buckets, ModelDayTotalRollup
+            )
         session.summarized_at = dt.datetime.now(dt.UTC)
         session.save(update_fields=["summarized_at", "rollup_shares"])
     return True
@@ -276,15 +307,18 @@ def _rebuild(batch_size: int, since: dt.date | None) -> int:
     calls = LLMCall.objects.filter(session__in=finished)
     existing = DailyRollup.objects.all()
     existing_models = ModelDayRollup.objects.all()
+    existing_totals = ModelDayTotalRollup.objects.all()
     # Every call of the sessions with a call from ``since`` on: their first day with each model.
     model_calls = calls
     if since is not None:
         calls = calls.annotate(_day=_day()).filter(_day__gte=since)
         existing = existing.filter(day__gte=since)
         existing_models = existing_models.filter(day__gte=since)
+        existing_totals = existing_totals.filter(day__gte=since)
         model_calls = model_calls.filter(session_id__in=calls.values("session_id"))
     existing.delete()
     existing_models.delete()
+    existing_totals.delete()
     people_rollups.rebuild(
         finished,
         calls,
@@ -316,6 +350,7 @@ def _rebuild(batch_size: int, since: dt.date | None) -> int:
         .iterator(chunk_size=10_000)
     ):
         model_days.add(*values)
+    model_rows = model_days.rows()
     ModelDayRollup.objects.bulk_create(
         (
             ModelDayRollup(
@@ -324,7 +359,19 @@ def _rebuild(batch_size: int, since: dt.date | None) -> int:
                 latency_count=sum(buckets),
                 latency_buckets=buckets,
             )
-            for key, (sessions, buckets) in model_days.rows().items()
+            for key, (sessions, buckets) in model_rows.items()
+        ),
+        batch_size=batch_size,
+    )
+    ModelDayTotalRollup.objects.bulk_create(
+        (
+            ModelDayTotalRollup(
+                **dict(zip(MODEL_TOTAL_KEY, key, strict=True)),
+                session_count=sessions,
+                latency_count=sum(buckets),
+                latency_buckets=buckets,
+            )
+            for key, (sessions, buckets) in model_totals(model_rows).items()
         ),
         batch_size=batch_size,
     )

@@ -139,8 +139,13 @@ class ReportFilter:
         return qs
 
     def model_rollups(self) -> ModelDayRollupQuerySet:
-        from ag2_logging.models import ModelDayRollup
+        """The model rollups of the period and scope: ``ModelDayTotalRollup`` (a row per day and
+        model) for every enterprise and workflow, ``ModelDayRollup`` for one; both have the
+        columns of the model comparison (day, model, provider, sessions, latency histogram)."""
+        from ag2_logging.models import ModelDayRollup, ModelDayTotalRollup
 
+        if not self.enterprise and not self.workflow:
+            return ModelDayRollupQuerySet(ModelDayTotalRollup).for_days(self.start, self.end)
         return (
             ModelDayRollupQuerySet(ModelDayRollup)
             .for_days(self.start, self.end)

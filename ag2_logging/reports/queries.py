@@ -465,16 +465,23 @@ def _latency_from_calls(
             row.p95_latency_ms = percentile(exact_latencies.get((row.model, row.provider), []), 0.95)
 
 
-def rolled_up_calls(flt: ReportFilter) -> Any:
-    """The calls of the period that the rollups hold: those of finished sessions in scope.
-
-    The scope is a subquery on sessions (their enterprise and workflow indexes), so a filtered
-    report reads the calls of those sessions rather than every call of the period."""
+def rolled_up_sessions(flt: ReportFilter) -> Any:
+    """The sessions whose calls of the period the rollups hold (``rolled_up_calls``): finished
+    ones, of the scope when one is chosen (started before the period's end then)."""
     sessions = Session.objects.exclude(status=Session.Status.RUNNING)
     if flt.enterprise or flt.workflow or flt.by_people:
         sessions = flt._people(sessions.in_scope(flt.enterprise, flt.workflow), "").filter(
             started_at__lt=day_start(flt.end + dt.timedelta(days=1))
         )
+    return sessions
+
+
+def rolled_up_calls(flt: ReportFilter) -> Any:
+    """The calls of the period that the rollups hold: those of finished sessions in scope.
+
+    The scope is a subquery on sessions (their enterprise and workflow indexes), so a filtered
+    report reads the calls of those sessions rather than every call of the period."""
+    sessions = rolled_up_sessions(flt)
     return LLMCall.objects.started_between(flt.start, flt.end).filter(session__in=sessions.values("pk"))
 
 

@@ -12,6 +12,7 @@ hyphen, the tag characters U+E0000-U+E007F...) are escaped the same way, so ``as
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Final
 
@@ -64,20 +65,42 @@ def _table(keep: frozenset[int]) -> dict[int, str]:
     return {cp: _escape(cp) for cp in codes if cp not in keep}
 
 
+def _finder(table: dict[int, str]) -> re.Pattern[str]:
+    """A pattern matching any character ``table`` escapes: a search in C finds text with none
+    (nearly all of it) at a fraction of ``str.translate``'s cost, a dictionary lookup a character."""
+    ranges: list[list[int]] = []
+    for cp in sorted(table):
+        if ranges and cp == ranges[-1][1] + 1:
+            ranges[-1][1] = cp
+        else:
+            ranges.append([cp, cp])
+    # As ranges: a class of a few dozen ranges is a fast bitmap test, one of every character not.
+    return re.compile("[" + "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges) + "]")
+
+
 _SINGLE_LINE: Final = _table(frozenset())
 _MULTILINE: Final = _table(frozenset({0x09, 0x0A}) | JOINERS)
 #: HTML: carriage returns are whitespace too (a template saved with CRLF line ends has them).
 _HTML: Final = _table(frozenset({0x09, 0x0A, 0x0D}) | JOINERS)
+_FIND: Final = {id(t): _finder(t) for t in (_SINGLE_LINE, _MULTILINE, _HTML)}
+
+
+def _translate(text: str, table: dict[int, str]) -> str:
+    """``text.translate(table)``: the text itself when it holds none of the table's characters
+    (a ``str`` subclass such as ``SafeString`` is still translated: the result is a plain ``str``)."""
+    if type(text) is str and _FIND[id(table)].search(text) is None:
+        return text
+    return text.translate(table)
 
 
 def visible(text: str, *, multiline: bool = False) -> str:
     """``text`` with every control character escaped (``"a\\x00b"`` -> ``"a\\\\x00b"``); with
     ``multiline``, tab and newline are kept. Other text is returned unchanged."""
-    return text.translate(_MULTILINE if multiline else _SINGLE_LINE)
+    return _translate(text, _MULTILINE if multiline else _SINGLE_LINE)
 
 
 def html_visible(html: str) -> str:
     """A rendered page with the control characters its data brought escaped (tab, newline and
     carriage return are HTML whitespace and kept): the last pass over every admin page of the
     app, so no value reaches the browser raw whatever template or widget showed it."""
-    return html.translate(_HTML)
+    return _translate(html, _HTML)

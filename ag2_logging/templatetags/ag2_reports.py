@@ -9,7 +9,7 @@ from typing import Any
 from django import template
 from django.utils import timezone
 from django.utils.formats import date_format
-from django.utils.html import format_html
+from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
@@ -17,6 +17,62 @@ from ag2_logging.formats import show
 from ag2_logging.reports.text import visible as _visible
 
 register = template.Library()
+
+
+@register.filter
+def svg_shapes(chart: Any) -> SafeString:
+    """The SVG elements of a ``reports.charts.Chart``: its lines, rectangles, labels and markers,
+    each with its ``<title>``, written in one pass. Four template loops wrote the same markup,
+    character for character, at a few hundred microseconds a shape through the template engine:
+    a 90-day stacked chart has over a thousand, most of the overview page's time."""
+
+    def attr(value: Any) -> str:
+        return escape(value)
+
+    def f1(value: Any) -> str:
+        return "%.1f" % value  # noqa: UP031 - stringformat's own operator (a Decimal as a float)
+
+    def f2(value: Any) -> str:
+        return "%.2f" % value  # noqa: UP031
+
+    def text(value: Any) -> str:
+        return escape(visible(value))
+
+    groups: list[str] = []
+    out: list[str] = []
+    add = out.append
+    for ln in chart.lines:
+        add(
+            f'<line x1="{f1(ln.x1)}" y1="{f1(ln.y1)}" x2="{f1(ln.x2)}" y2="{f1(ln.y2)}"'
+            f' class="{attr(ln.css)}"/>'
+        )
+    groups.append("".join(out))
+    out.clear()
+    for r in chart.rects:
+        css = f' class="{attr(r.css)}"' if r.css else ""
+        add(
+            f'<rect x="{f2(r.x)}" y="{f2(r.y)}" width="{f2(r.width)}"'
+            f' height="{f2(r.height)}" fill="{attr(r.color)}"{css}><title>{text(r.title)}</title></rect>'
+        )
+    groups.append("".join(out))
+    out.clear()
+    for t in chart.labels:
+        css = f' class="{attr(t.css)}"' if t.css else ""
+        title = f"<title>{text(t.title)}</title>" if t.title else ""
+        add(
+            f'<text x="{f1(t.x)}" y="{f1(t.y)}" text-anchor="{attr(t.anchor)}"{css}>'
+            f"{title}{text(t.text)}</text>"
+        )
+    groups.append("".join(out))
+    out.clear()
+    for t in chart.markers:
+        add(
+            f'<text x="{f1(t.x)}" y="{f1(t.y)}" text-anchor="middle" class="{attr(t.css)}">'
+            f"<title>{text(t.title)}</title>{text(t.text)}</text>"
+        )
+    groups.append("".join(out))
+    # The template's line breaks between the four kinds, kept.
+    return mark_safe("\n    ".join(groups))  # every value above is escaped
 
 
 @register.filter
