@@ -166,3 +166,25 @@ def test_the_pipeline_threads_commits_skip_the_wal_flush_and_no_one_elses_do() -
     assert got["ag2_logging-pipeline"] == 1  # NORMAL
     assert got["ag2_logging-db_0"] == 2  # FULL, SQLite's default
     assert got["a project thread"] == 2
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's busy timeout")
+def test_a_chain_started_by_a_row_write_waits_for_sqlites_lock_as_configured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Celery's eager mode runs the session's chain on the database thread, right after the row
+    write: that chain's writes must wait for a taken lock (busy timeout as configured), not fail
+    at once with "database is locked" as they did inside the row write's polling."""
+    from ag2_logging.pipeline import handoff
+
+    seen: list[int] = []
+
+    def chain(session_id: object) -> None:
+        seen.append(connection.connection.execute("PRAGMA busy_timeout").fetchone()[0])
+
+    monkeypatch.setattr(handoff, "session_ended", chain)
+    with ag2_logging_session("chain-timeout", "wf", "acme"):
+        pass
+    flush()
+    expected = int(float(connection.settings_dict["OPTIONS"].get("timeout", 5)) * 1000)
+    assert seen == [expected]

@@ -146,7 +146,8 @@ def _locked(exc: BaseException) -> bool:
 
 def take_lock_promptly(fn: Callable[P, R]) -> Callable[P, R]:
     """On SQLite, run ``fn`` (a database-thread write that can run again: its transaction either
-    committed or left nothing) with SQLite's busy handler off, retrying every
+    committed or left nothing; it must not run other work, such as a session's chain, whose
+    writes would then fail at once on a taken lock) with SQLite's busy handler off, retrying every
     ``LOCK_POLL_SECONDS`` while another writer holds the lock, for the connection's ``timeout``
     option (5 s by default) at most; other databases run it as it is."""
 

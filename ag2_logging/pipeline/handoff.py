@@ -196,10 +196,18 @@ def persist_start(header: dict[str, Any]) -> None:
     )
 
 
-@take_lock_promptly
 def persist_end(header: dict[str, Any], end: dict[str, Any]) -> None:
     from django.db import transaction
 
+    session_id = _save_end(header, end)
+    # One chain for the session (sanitize -> publish -> ingest -> summarize), once the row is in;
+    # outside _save_end, so that a chain run here (Celery's eager mode) waits for SQLite's lock
+    # with the connection's own busy timeout.
+    transaction.on_commit(lambda: session_ended(session_id))
+
+
+@take_lock_promptly
+def _save_end(header: dict[str, Any], end: dict[str, Any]) -> uuid.UUID:
     from ag2_logging.models import Session
     from ag2_logging.querysets import SESSION_TOTALS
 
@@ -230,8 +238,7 @@ def persist_end(header: dict[str, Any], end: dict[str, Any]) -> None:
             "journal_path": header["journal_path"],
         },
     )
-    # One chain for the session (sanitize -> publish -> ingest -> summarize), once the row is in.
-    transaction.on_commit(lambda: session_ended(session_id))
+    return session_id
 
 
 def store_spilled(lines: list[tuple[uuid.UUID, int, bytes]]) -> None:
