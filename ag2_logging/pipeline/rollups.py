@@ -341,6 +341,14 @@ def _rebuild(batch_size: int, since: dt.date | None) -> int:
         for row in _grouped(calls, with_session_fields=True)
     ]
     DailyRollup.objects.bulk_create(rows, batch_size=batch_size)
+    _rebuild_model_rollups(model_calls, since, batch_size)
+    finished.update(summarized_at=dt.datetime.now(dt.UTC))
+    return len(rows)
+
+
+def _rebuild_model_rollups(model_calls: Any, since: dt.date | None, batch_size: int) -> None:
+    """``ModelDayRollup`` and ``ModelDayTotalRollup`` rows from ``model_calls`` (every call of the
+    sessions concerned, for their first day with each model); the old rows are deleted already."""
     model_days = ModelDays(since)
     columns = ("session_id", "session__enterprise_id", "session__workflow_name", "model", "provider")
     for values in (
@@ -375,5 +383,3 @@ def _rebuild(batch_size: int, since: dt.date | None) -> int:
         ),
         batch_size=batch_size,
     )
-    finished.update(summarized_at=dt.datetime.now(dt.UTC))
-    return len(rows)

@@ -127,28 +127,7 @@ def prompt_cache_misses(flt: ReportFilter, *, limit: int = CALL_LIMIT) -> tuple[
     ones of the filter's scope, the rollups' (``rolled_up_calls``): their calls of the period are
     read with no join (the workflow comes with the session)."""
     picked, truncated = _newest_sessions(flt, limit)
-    # The period is a column of the rows, not a condition: as one, PostgreSQL would AND the
-    # sessions' index with the started_at one over every call of the period (3.3 million at ten
-    # million calls, 240 ms). The picked sessions hold about ``limit`` calls (``call_count``): no
-    # LIMIT is needed either.
-    in_period = Q(started_at__gte=day_start(flt.start)) & Q(
-        started_at__lt=day_start(flt.end + dt.timedelta(days=1))
-    )
-    rows = (
-        LLMCall.objects.filter(session_id__in=list(picked), status="success")
-        .annotate(in_period=ExpressionWrapper(in_period, output_field=BooleanField()))
-        .order_by("session_id", "seq")
-        .values_list(
-            "session_id",
-            "agent_name",
-            "model",
-            "provider",
-            "prompt_tokens",
-            "cached_tokens",
-            "cache_write_tokens",
-            "in_period",
-        )
-    )
+    rows = _sample_calls(flt, list(picked))
     tallies: dict[str, _CacheTally] = {}
     previous: dict[tuple[str, str, str], int] = {}  # of the current session (rows in session order)
     prices: dict[tuple[Any, ...], Decimal | None] = {}
@@ -181,6 +160,34 @@ def prompt_cache_misses(flt: ReportFilter, *, limit: int = CALL_LIMIT) -> tuple[
     ]
     found.sort(key=lambda r: (-(r.estimate or ZERO), r.subject))
     return found[:LIMIT], truncated
+
+
+def _sample_calls(flt: ReportFilter, session_ids: list[Any]) -> Any:
+    """The successful calls of ``session_ids`` in session and call order: (session, agent, model,
+    provider, prompt tokens, cached tokens, cache-write tokens, whether it started in the
+    period)."""
+    # The period is a column of the rows, not a condition: as one, PostgreSQL would AND the
+    # sessions' index with the started_at one over every call of the period (3.3 million at ten
+    # million calls, 240 ms). The picked sessions hold about ``limit`` calls (``call_count``): no
+    # LIMIT is needed either.
+    in_period = Q(started_at__gte=day_start(flt.start)) & Q(
+        started_at__lt=day_start(flt.end + dt.timedelta(days=1))
+    )
+    return (
+        LLMCall.objects.filter(session_id__in=session_ids, status="success")
+        .annotate(in_period=ExpressionWrapper(in_period, output_field=BooleanField()))
+        .order_by("session_id", "seq")
+        .values_list(
+            "session_id",
+            "agent_name",
+            "model",
+            "provider",
+            "prompt_tokens",
+            "cached_tokens",
+            "cache_write_tokens",
+            "in_period",
+        )
+    )
 
 
 def _cache_recommendation(workflow: str, t: _CacheTally) -> Recommendation:

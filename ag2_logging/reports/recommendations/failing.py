@@ -56,27 +56,8 @@ def failing_sessions(flt: ReportFilter) -> list[Recommendation]:
     }
     if len(named) > MAX_IDS:
         return _failing_by_subquery(flt, candidates)
-    in_period = Q(
-        started_at__gte=day_start(flt.start), started_at__lt=day_start(flt.end + dt.timedelta(days=1))
-    )
-    errors = in_period & Q(status="error")
-    groups = (
-        LLMCall.objects.filter(session_id__in=list(named))
-        .values("session_id")
-        .annotate(
-            n_calls=Count("id", filter=in_period),
-            n_errors=Count("id", filter=errors),
-            n_retries=Coalesce(Sum("retries", filter=in_period), 0),
-            failed_ms=Coalesce(Sum("latency_ms", filter=errors), Value(0.0), output_field=FloatField()),
-            priced_cost=Sum("cost", filter=in_period),
-            n_unpriced=Count("id", filter=in_period & Q(cost__isnull=True)),
-        )
-        .annotate(attempts=Count("id", filter=errors) + Coalesce(Sum("retries", filter=in_period), 0))
-        .filter(attempts__gte=FAILING_MIN_ATTEMPTS)
-        .order_by("-attempts", "session_id")
-    )
     found = []
-    for g in groups:
+    for g in _failing_groups(flt, list(named)):
         if g["attempts"] < FAILING_MIN_SHARE * g["n_calls"]:
             continue
         session = named[g["session_id"]]
@@ -93,6 +74,30 @@ def failing_sessions(flt: ReportFilter) -> list[Recommendation]:
         if len(found) == LIMIT:
             break
     return found
+
+
+def _failing_groups(flt: ReportFilter, session_ids: list[Any]) -> Any:
+    """The period's figures of each of ``session_ids`` (by their calls) that reach
+    ``FAILING_MIN_ATTEMPTS``, the most attempts first."""
+    in_period = Q(
+        started_at__gte=day_start(flt.start), started_at__lt=day_start(flt.end + dt.timedelta(days=1))
+    )
+    errors = in_period & Q(status="error")
+    return (
+        LLMCall.objects.filter(session_id__in=session_ids)
+        .values("session_id")
+        .annotate(
+            n_calls=Count("id", filter=in_period),
+            n_errors=Count("id", filter=errors),
+            n_retries=Coalesce(Sum("retries", filter=in_period), 0),
+            failed_ms=Coalesce(Sum("latency_ms", filter=errors), Value(0.0), output_field=FloatField()),
+            priced_cost=Sum("cost", filter=in_period),
+            n_unpriced=Count("id", filter=in_period & Q(cost__isnull=True)),
+        )
+        .annotate(attempts=Count("id", filter=errors) + Coalesce(Sum("retries", filter=in_period), 0))
+        .filter(attempts__gte=FAILING_MIN_ATTEMPTS)
+        .order_by("-attempts", "session_id")
+    )
 
 
 def _failing_by_subquery(flt: ReportFilter, candidates: Any) -> list[Recommendation]:
