@@ -439,16 +439,14 @@ class DailyRollup(models.Model):
         return f"{self.day} {self.enterprise_id}/{self.workflow_name}/{self.model}"
 
 
-class ModelDayRollup(models.Model):
-    """Per (day, enterprise, workflow, model, provider): the sessions that used the model, each
-    counted once, on the day of its first call to it, and a histogram of the calls' latencies
-    (``latency_buckets[i]`` calls in bucket i of ``querysets.LATENCY_BUCKET_BOUNDS_MS``), kept
-    with ``DailyRollup`` by the summarize task. Days are those of ``DailyRollup`` (UTC, the call's
-    end)."""
+class ModelDayFigures(models.Model):
+    """The fields of a model rollup under its (day, model, provider) key: the sessions that used
+    the model, each counted once, on the day of its first call to it, and a histogram of the
+    calls' latencies (``latency_buckets[i]`` calls in bucket i of
+    ``querysets.LATENCY_BUCKET_BOUNDS_MS``). Abstract base of ``ModelDayRollup`` and
+    ``ModelDayTotalRollup``."""
 
     day = models.DateField()
-    enterprise_id = models.CharField(max_length=255, blank=True, default="")
-    workflow_name = models.CharField(max_length=255, blank=True, default="")
     model = models.CharField(max_length=255, blank=True, default="")
     provider = models.CharField(max_length=64, blank=True, default="")
     session_count = models.BigIntegerField(default=0)
@@ -459,7 +457,19 @@ class ModelDayRollup(models.Model):
     objects = ModelDayRollupQuerySet.as_manager()
 
     class Meta:
+        abstract = True
         ordering = ["-day"]
+
+
+class ModelDayRollup(ModelDayFigures):
+    """Per (day, enterprise, workflow, model, provider): ``ModelDayFigures``, kept with
+    ``DailyRollup`` by the summarize task. Days are those of ``DailyRollup`` (UTC, the call's
+    end)."""
+
+    enterprise_id = models.CharField(max_length=255, blank=True, default="")
+    workflow_name = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta(ModelDayFigures.Meta):
         constraints = [
             models.UniqueConstraint(
                 fields=["day", "enterprise_id", "workflow_name", "model", "provider"],
@@ -475,25 +485,13 @@ class ModelDayRollup(models.Model):
         return f"{self.day} {self.enterprise_id}/{self.workflow_name}/{self.model}"
 
 
-class ModelDayTotalRollup(models.Model):
-    """``ModelDayRollup`` summed over enterprises and workflows: per (day, model, provider), the
-    sessions that used the model (each once, on the day of its first call to it) and the calls'
-    latency histogram, kept in the same transactions. The model comparison and the overview of
+class ModelDayTotalRollup(ModelDayFigures):
+    """``ModelDayRollup`` summed over enterprises and workflows: ``ModelDayFigures`` per (day,
+    model, provider), kept in the same transactions. The model comparison and the overview of
     every enterprise read these, a row per model and day, rather than a row per enterprise,
     workflow, model and day (30,000 over 90 days at ten million calls, 110 buckets each)."""
 
-    day = models.DateField()
-    model = models.CharField(max_length=255, blank=True, default="")
-    provider = models.CharField(max_length=64, blank=True, default="")
-    session_count = models.BigIntegerField(default=0)
-    #: Calls with a latency (the sum of ``latency_buckets``).
-    latency_count = models.BigIntegerField(default=0)
-    latency_buckets = models.JSONField(default=empty_latency_buckets)
-
-    objects = ModelDayRollupQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-day"]
+    class Meta(ModelDayFigures.Meta):
         constraints = [
             models.UniqueConstraint(fields=["day", "model", "provider"], name="ag2log_mtotal_unique_key")
         ]
