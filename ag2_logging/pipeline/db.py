@@ -140,7 +140,8 @@ def _giving_way(execute: Any, sql: str, params: Any, many: bool, context: dict[s
     return execute(sql, params, many, context)
 
 
-def _locked(exc: BaseException) -> bool:
+def database_busy(exc: BaseException) -> bool:
+    """SQLite's single writer was taken by another connection ("database is locked")."""
     return "database is locked" in str(exc) or "database table is locked" in str(exc)
 
 
@@ -166,7 +167,7 @@ def take_lock_promptly(fn: Callable[P, R]) -> Callable[P, R]:
                 try:
                     return fn(*args, **kwargs)
                 except OperationalError as exc:
-                    if not _locked(exc) or time.monotonic() > deadline:
+                    if not database_busy(exc) or time.monotonic() > deadline:
                         raise
                 time.sleep(LOCK_POLL_SECONDS)
         finally:

@@ -32,6 +32,7 @@ from ag2_logging.pipeline import modes
 from ag2_logging.pipeline.db import (
     PIPELINE_THREAD_PREFIX,
     TRANSIENT,
+    database_busy,
     give_way,
     give_way_before_queries,
     take_lock_promptly,
@@ -324,7 +325,7 @@ def _inline(session_id: uuid.UUID | str, attempt: int, busy_waits: int = 0) -> N
     try:
         result = process_session(session_id)
     except (JournalUnavailable, *TRANSIENT) as exc:
-        if _database_busy(exc) and busy_waits < BUSY_RETRIES:
+        if database_busy(exc) and busy_waits < BUSY_RETRIES:
             # SQLite's single writer was taken by another process: take turns, soon.
             _runner.submit(lambda: _inline(session_id, attempt, busy_waits + 1), delay=0.2)
             return
@@ -346,10 +347,6 @@ def _inline(session_id: uuid.UUID | str, attempt: int, busy_waits: int = 0) -> N
 BUSY_RETRIES = 50
 #: When another chain holds a session's lease, look again this much later.
 LEASE_RECHECK_SECONDS = 30.0
-
-
-def _database_busy(exc: BaseException) -> bool:
-    return "database is locked" in str(exc) or "database table is locked" in str(exc)
 
 
 def _quietly(fn: Callable[..., None], *args: Any) -> None:
