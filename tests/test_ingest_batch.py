@@ -438,6 +438,35 @@ def _rollups_equal_a_rebuild(rebuild: Any) -> None:
 
 
 @pytestmark_db
+@pytest.mark.parametrize("count", [1, 6])
+def test_a_batch_leases_once_and_reads_each_row_twice(tmp_path: Path, count: int) -> None:
+    """The chains of a batch take their leases in one UPDATE and give them back in one; each
+    Session row is read by the lease's one SELECT and the batch ingest's one locking SELECT, and
+    once by each step that locks it alone (sanitize's save, summarize), never again between
+    steps; sanitize writes only the columns it changed."""
+    from django.test.utils import CaptureQueriesContext
+
+    from ag2_logging.pipeline.rollups import rebuild_rollups
+
+    keys = [uuid.UUID(p.stem) for p in _ended_sessions(tmp_path, ["plain"] * count)]
+    table = Session._meta.db_table
+    with CaptureQueriesContext(connection) as queries:
+        assert chain.process_sessions(keys) == keys
+    sql = [q["sql"] for q in queries.captured_queries]
+    leases = [q for q in sql if q.startswith(f'UPDATE "{table}" SET "lease_owner" =')]
+    assert len(leases) == 2, leases  # taken together, given back together
+    reads = [q for q in sql if q.startswith("SELECT") and f'FROM "{table}"' in q]
+    assert len(reads) == 2 + 2 * count, reads
+    sanitized = [q for q in sql if q.startswith(f'UPDATE "{table}" SET "redactions" =')]
+    assert len(sanitized) == count and all('"chat_id"' not in q.split("WHERE")[0] for q in sanitized)
+    for key in keys:
+        session = Session.objects.get(pk=key)
+        assert session.sanitized_at and session.ingested_at and session.summarized_at
+        assert (session.lease_owner, session.lease_until) == ("", None)
+    _rollups_equal_a_rebuild(rebuild_rollups)
+
+
+@pytestmark_db
 def test_a_leased_session_is_left_to_its_own_chain(tmp_path: Path) -> None:
     paths = _ended_sessions(tmp_path, ["plain", "plain"])
     keys = [uuid.UUID(p.stem) for p in paths]

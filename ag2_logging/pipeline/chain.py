@@ -123,7 +123,8 @@ def sanitize_step(session: Session) -> bool:
 
     if session.sanitized_at is not None or local_journal(session) is None:
         return False
-    sanitize.sanitize_session(session.pk, runtime_log=_written_here(session))
+    # The row read under the lease, brought up to date by the pass (not read again).
+    sanitize.sanitize_session(session.pk, runtime_log=_written_here(session), session=session)
     return True
 
 
@@ -134,7 +135,10 @@ def publish_step(session: Session) -> bool:
     if session.journal_published_at is not None and session.journal_published_at >= session.sanitized_at:
         return False
     name = store.publish(path, store.name_for(session.pk, session.started_at))
-    Session.objects.filter(pk=session.pk).update(journal_storage_name=name, journal_published_at=_now())
+    session.journal_storage_name, session.journal_published_at = name, _now()
+    Session.objects.filter(pk=session.pk).update(
+        journal_storage_name=name, journal_published_at=session.journal_published_at
+    )
     return True
 
 
@@ -273,15 +277,23 @@ def process_session(
 
 
 def _run_steps(
-    key: uuid.UUID, until: str, unfinished_status: str | None, result: ChainResult, owner: str
+    key: uuid.UUID,
+    until: str,
+    unfinished_status: str | None,
+    result: ChainResult,
+    owner: str,
+    session: Session | None = None,
 ) -> Session:
-    """The steps up to ``until``; the row is read again only after a step that changed it, and
-    the lease renewed once a quarter of it has passed. Returns the row as the last step left it."""
+    """The steps up to ``until``; the row is read again only after ingest changed it (sanitize
+    and publish bring the row in hand up to date themselves) and a step follows, and the lease
+    renewed once a quarter of it has passed. Returns the row as the last step left it."""
     from ag2_logging.pipeline.ingest import JournalRefused
 
-    session = _fresh(key)
+    if session is None:
+        session = _fresh(key)
     leased_at = time.monotonic()
-    for step in STEPS[: STEPS.index(until) + 1]:
+    steps = STEPS[: STEPS.index(until) + 1]
+    for step in steps:
         if time.monotonic() - leased_at > LEASE_SECONDS / 4:
             _take_lease(key, owner)
             leased_at = time.monotonic()
@@ -297,10 +309,15 @@ def _run_steps(
             return session
         if did:
             result.ran.append(step)
-            session = _fresh(key)
-    if "ingest" in STEPS[: STEPS.index(until) + 1] and session.pipeline_error:
+            if step in _REREAD_AFTER and step != steps[-1]:
+                session = _fresh(key)
+    if "ingest" in steps and session.pipeline_error:
         _clear_error(key)
     return session
+
+
+#: The steps that change the row in ways the row in hand does not show (ingest's totals).
+_REREAD_AFTER = frozenset({"ingest", "summarize"})
 
 
 def _clear_error(key: uuid.UUID) -> None:
@@ -338,24 +355,27 @@ def process_sessions(
     ``process_session`` alone, which does what is left and records its failure its own way.
     ``unfinished_status`` is ``process_session``'s (recovery: ``"interrupted"``).
     """
+    from ag2_logging.pipeline import rollups
+
     keys = list(dict.fromkeys(k if isinstance(k, uuid.UUID) else uuid.UUID(str(k)) for k in session_ids))
-    owners: dict[uuid.UUID, str] = {}
+    owner = _owner()
+    leased: dict[uuid.UUID, Session] = {}
     done: list[uuid.UUID] = []
     try:
-        for key in keys:
-            owner = _owner()
-            if _take_lease(key, owner):
-                owners[key] = owner
+        leased = _take_leases(keys, owner)
         with_error: set[uuid.UUID] = set()
-        journals = _prepare_all(owners, with_error)
+        journals = _prepare_all(leased, owner, with_error)
         give_way()
         for key in _ingest_all(journals, with_error, unfinished_status):
             give_way()
-            if summarize_step(_fresh(key)):
+            # Just ingested under this lease; summarize checks the rest under its row lock.
+            if rollups.summarize_session(key):
                 done.append(key)
     finally:
-        for key, owner in owners.items():
-            Session.objects.filter(pk=key, lease_owner=owner).update(lease_owner="", lease_until=None)
+        if leased:
+            Session.objects.filter(pk__in=list(leased), lease_owner=owner).update(
+                lease_owner="", lease_until=None
+            )
     from ag2_logging.export import after_summarize  # outside the leases, as process_session does
 
     for key in done:
@@ -363,13 +383,28 @@ def process_sessions(
     return done
 
 
-def _prepare_all(owners: dict[uuid.UUID, str], _with_error: set[uuid.UUID]) -> dict[uuid.UUID, Path]:
-    """Sanitize and publish each leased session; the local journals of those left to ingest
-    (those with an earlier attempt's error added to ``_with_error``)."""
+def _take_leases(keys: list[uuid.UUID], owner: str) -> dict[uuid.UUID, Session]:
+    """Lease every session of ``keys`` that is free, for ``owner``, in one ``UPDATE``; the rows
+    leased, read once (in the order of ``keys``)."""
+    now = _now()
+    free = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+    Session.objects.filter(pk__in=keys).filter(free).update(
+        lease_owner=owner, lease_until=now + dt.timedelta(seconds=LEASE_SECONDS)
+    )
+    rows = Session.objects.in_bulk(keys)
+    return {key: rows[key] for key in keys if key in rows and rows[key].lease_owner == owner}
+
+
+def _prepare_all(
+    leased: dict[uuid.UUID, Session], owner: str, _with_error: set[uuid.UUID]
+) -> dict[uuid.UUID, Path]:
+    """Sanitize and publish each leased session (``leased``: the rows as the lease read them);
+    the local journals of those left to ingest (those with an earlier attempt's error added to
+    ``_with_error``)."""
     journals: dict[uuid.UUID, Path] = {}
-    for key, owner in owners.items():
+    for key, row in leased.items():
         try:
-            session = _run_steps(key, "publish", None, ChainResult(session_id=str(key)), owner)
+            session = _run_steps(key, "publish", None, ChainResult(session_id=str(key)), owner, row)
         except Exception:  # left for process_session alone, which reports it
             logger.debug("ag2_logging: session %s left out of a batch", key, exc_info=True)
             continue

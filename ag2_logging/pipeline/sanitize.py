@@ -363,7 +363,7 @@ def _update_rows(changed: dict[str, dict[str, Any]]) -> int:
 
 
 def sanitize_session(
-    session_id: uuid.UUID | str, *, runtime_log: bool | None = None
+    session_id: uuid.UUID | str, *, runtime_log: bool | None = None, session: Any = None
 ) -> SanitizeResult | None:
     """The sanitize step: the journal, the runtime-log lines, the rows, the counts.
 
@@ -371,11 +371,16 @@ def sanitize_session(
     this host wrote the session; another host's log is not ours to touch). ``sanitized_at``
     is set only when the journal was read here (or the session has none): a host that cannot
     see the journal marks nothing, and returns the result with ``journal_missing``.
+
+    ``session``: the ``Session`` row as the caller has just read it (the chain, under its
+    lease), so that it is not read again; its fields are brought up to date with what this pass
+    saved (``sanitized_at``, ``redactions``, the cleaned text fields).
     """
     from ag2_logging.conf import conf
     from ag2_logging.models import Session
 
-    session = Session.objects.filter(pk=session_id).first()
+    if session is None:
+        session = Session.objects.filter(pk=session_id).first()
     if session is None:
         logger.error("ag2_logging: cannot sanitize unknown session %s", session_id)
         return None
@@ -388,7 +393,9 @@ def sanitize_session(
         )
     fields = _clean_session_fields(session, result.database)
     journal = _sanitize_session_journal(session, result)
-    _save_session(session.pk, result, fields, journal)
+    saved, written = _save_session(session.pk, result, fields, journal)
+    for name in written:
+        setattr(session, name, getattr(saved, name))
     if result.removed:
         logger.info("ag2_logging sanitize pass removed %s from session %s", result.removed, session.pk)
     return result
@@ -431,8 +438,9 @@ def _sanitize_session_journal(session: Any, result: SanitizeResult) -> JournalPa
 
 def _save_session(
     session_id: Any, result: SanitizeResult, fields: dict[str, str], journal: JournalPass | None
-) -> None:
-    """Rows that changed, the session's cleaned fields and counts, and ``sanitized_at``."""
+) -> tuple[Any, list[str]]:
+    """Rows that changed, the session's cleaned fields and counts, and ``sanitized_at``; returns
+    the saved row and the columns written (only those: the rest of the row is not this pass's)."""
     from django.db import transaction
 
     from ag2_logging.models import Session
@@ -447,6 +455,9 @@ def _save_session(
         recorded = journal.recorded if journal is not None else None
         base = recorded if recorded is not None else dict(session.redactions or {})
         session.redactions = merge_counts(base, result.removed)
+        written = [*fields, "redactions"]
         if not result.journal_missing:
             session.sanitized_at = datetime.now(UTC)
-        session.save()
+            written.append("sanitized_at")
+        session.save(update_fields=written)
+    return session, written
