@@ -438,32 +438,90 @@ def _rollups_equal_a_rebuild(rebuild: Any) -> None:
 
 
 @pytestmark_db
-@pytest.mark.parametrize("count", [1, 6])
-def test_a_batch_leases_once_and_reads_each_row_twice(tmp_path: Path, count: int) -> None:
+@pytest.mark.parametrize("count", [1, 6, chain.SUMMARIZE_BATCH + 2])
+def test_a_batch_leases_once_and_summarizes_together(tmp_path: Path, count: int) -> None:
     """The chains of a batch take their leases in one UPDATE and give them back in one; each
-    Session row is read by the lease's one SELECT and the batch ingest's one locking SELECT, and
-    once by each step that locks it alone (sanitize's save, summarize), never again between
-    steps; sanitize writes only the columns it changed."""
+    Session row is read by the lease's one SELECT, the batch ingest's one, and sanitize's own
+    locking read, never again between steps (sanitize writes only the columns it changed); the
+    sessions are summarized SUMMARIZE_BATCH at a time, each rollup row they share moved once."""
     from django.test.utils import CaptureQueriesContext
 
+    from ag2_logging.models import DailyRollup
     from ag2_logging.pipeline.rollups import rebuild_rollups
 
     keys = [uuid.UUID(p.stem) for p in _ended_sessions(tmp_path, ["plain"] * count)]
-    table = Session._meta.db_table
+    table, daily = Session._meta.db_table, DailyRollup._meta.db_table
     with CaptureQueriesContext(connection) as queries:
         assert chain.process_sessions(keys) == keys
     sql = [q["sql"] for q in queries.captured_queries]
     leases = [q for q in sql if q.startswith(f'UPDATE "{table}" SET "lease_owner" =')]
     assert len(leases) == 2, leases  # taken together, given back together
+    summarizes = -(-count // chain.SUMMARIZE_BATCH)
     reads = [q for q in sql if q.startswith("SELECT") and f'FROM "{table}"' in q]
-    assert len(reads) == 2 + 2 * count, reads
+    assert len(reads) == 2 + count + summarizes, reads
     sanitized = [q for q in sql if q.startswith(f'UPDATE "{table}" SET "redactions" =')]
     assert len(sanitized) == count and all('"chat_id"' not in q.split("WHERE")[0] for q in sanitized)
+    # The sessions share their rollup rows: one UPDATE each per summarize transaction.
+    moved = [q for q in sql if q.startswith(f'UPDATE "{daily}"')]
+    assert len(moved) == summarizes * DailyRollup.objects.count(), moved
     for key in keys:
         session = Session.objects.get(pk=key)
         assert session.sanitized_at and session.ingested_at and session.summarized_at
         assert (session.lease_owner, session.lease_until) == ("", None)
     _rollups_equal_a_rebuild(rebuild_rollups)
+
+
+def _every_rollup() -> dict[str, list[tuple[Any, ...]]]:
+    """Every rollup table and the sessions' rollup_shares, sorted (latency sums to 1e-9)."""
+    from ag2_logging.models import (
+        DailyRollup,
+        ModelDayRollup,
+        ModelDayTotalRollup,
+        TagDayRollup,
+        UserDayRollup,
+    )
+
+    def rows(model: Any) -> list[tuple[Any, ...]]:
+        names = [f.attname for f in model._meta.concrete_fields if f.attname not in {"id", "updated_at"}]
+        return sorted(
+            (
+                tuple(round(v, 9) if isinstance(v, float) else v for v in row)
+                for row in model.objects.values_list(*names)
+            ),
+            key=str,
+        )
+
+    tables = [DailyRollup, UserDayRollup, TagDayRollup, ModelDayRollup, ModelDayTotalRollup]
+    found = {model.__name__: rows(model) for model in tables}
+    shares = Session.objects.exclude(summarized_at=None).values_list("pk", "rollup_shares")
+    found["rollup_shares"] = sorted(
+        ((str(pk), sorted(map(str, (s or {}).get("rows", [])))) for pk, s in shares), key=str
+    )
+    return found
+
+
+@pytestmark_db
+@pytest.mark.parametrize("together", [True, False], ids=["together", "one by one"])
+def test_sessions_summarized_together_give_the_rollups_of_a_rebuild(tmp_path: Path, together: bool) -> None:
+    """Sessions that share rollup rows and sessions that do not (tags, a child, another day,
+    an unpriced call, an error, a cut model name), summarized in one transaction or one at a time:
+    every rollup table and every rollup_shares equals what rebuild_rollups computes."""
+    from ag2_logging.pipeline import rollups
+
+    kinds = ["plain", "tagged", "child", "tricky", "plain", "tagged", "plain"]
+    paths = _ended_sessions(tmp_path, kinds)
+    keys = [uuid.UUID(p.stem) for p in paths]
+    Session.objects.filter(pk=keys[4]).update(enterprise_id="other", workflow_name="w2")
+    assert all(isinstance(r, IngestResult) for r in ingest_journals(paths, expected_session_ids=keys))
+    if together:
+        assert rollups.summarize_sessions([*reversed(keys), keys[0]]) == [*reversed(keys)]
+    else:
+        assert [rollups.summarize_session(k) for k in keys] == [True] * len(keys)
+    assert rollups.summarize_sessions(keys) == []  # each session once
+    summarized = _every_rollup()
+    assert summarized["TagDayRollup"] and summarized["DailyRollup"] and len(summarized["rollup_shares"]) == 7
+    rollups.rebuild_rollups()
+    assert _every_rollup() == summarized
 
 
 @pytestmark_db

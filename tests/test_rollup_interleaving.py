@@ -187,12 +187,15 @@ def ingest_worker(paths: list[str]) -> None:
 
 
 def summarize_worker(expected: int) -> None:
-    from ag2_logging.pipeline.rollups import summarize_session
+    """Summarizes what is left several sessions at a time (``summarize_sessions``, as the inline
+    pipeline and recovery do), beside the ingest workers that summarize one at a time."""
+    from ag2_logging.pipeline.rollups import summarize_sessions
 
     deadline = _deadline()
     while time.monotonic() < deadline and not _all_summarized(expected):
-        for session_id in Session.objects.filter(summarized_at__isnull=True).values_list("pk", flat=True):
-            summarize_session(session_id)
+        left = list(Session.objects.filter(summarized_at__isnull=True).values_list("pk", flat=True))
+        for start in range(0, len(left), 3):
+            summarize_sessions(left[start : start + 3])
         time.sleep(0.01)
 
 

@@ -43,6 +43,10 @@ logger = logging.getLogger("ag2_logging.pipeline")
 STEPS = ("sanitize", "publish", "ingest", "summarize")
 #: A chain renews its lease between steps; a crashed holder's lease expires after this long.
 LEASE_SECONDS = 600
+#: ``process_sessions`` adds at most this many sessions to the rollups in one transaction: the
+#: rows they share move once, and a caller waiting for SQLite's write lock waits for one
+#: transaction of this size at most (see ``pipeline.db.give_way``).
+SUMMARIZE_BATCH = 8
 
 
 class PipelineFailed(Exception):
@@ -366,11 +370,11 @@ def process_sessions(
         with_error: set[uuid.UUID] = set()
         journals = _prepare_all(leased, owner, with_error)
         give_way()
-        for key in _ingest_all(journals, with_error, unfinished_status):
+        ingested = _ingest_all(journals, with_error, unfinished_status)
+        for start in range(0, len(ingested), SUMMARIZE_BATCH):
             give_way()
-            # Just ingested under this lease; summarize checks the rest under its row lock.
-            if rollups.summarize_session(key):
-                done.append(key)
+            # Just ingested under these leases; summarize checks the rest under the row locks.
+            done += rollups.summarize_sessions(ingested[start : start + SUMMARIZE_BATCH])
     finally:
         if leased:
             Session.objects.filter(pk__in=list(leased), lease_owner=owner).update(

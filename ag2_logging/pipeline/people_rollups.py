@@ -50,26 +50,48 @@ def _add(model: Any, key: dict[str, Any], numbers: dict[str, Any]) -> None:
 def add_session(session: Session, keyed: Keyed, numbers_of: Numbers) -> dict[str, Any]:
     """Add the session's groups to its user's and its tags' rows; returns ``rollup_shares``:
     ``{"user_id", "tags", "rows": [[day, model, agent, provider, cost, unpriced calls], ...]}``."""
-    user = user_value(session)
-    tags = sorted(set(session.tags or ()))
-    groups = [(dict(zip(BASE, key, strict=True)), numbers_of(row)) for key, row in keyed]
-    for base, numbers in groups:
-        _add(UserDayRollup, {**base, "user_id": user}, numbers)
-    for tag in tags:
-        for base, numbers in groups:
-            _add(TagDayRollup, {**base, "user_id": user, "tag": tag}, numbers)
-    rows = [
-        [
-            base["day"].isoformat(),
-            base["model"],
-            base["agent_name"],
-            base["provider"],
-            str(n["cost"]),
-            n["unpriced_calls"],
+    return add_sessions([(session, keyed)], numbers_of)[session.pk]
+
+
+def add_sessions(batch: Iterable[tuple[Session, Keyed]], numbers_of: Numbers) -> dict[Any, dict[str, Any]]:
+    """``add_session`` for several sessions (``(session, its keyed groups)``), a row shared by
+    several moved once by their sum; returns each session's ``rollup_shares`` by primary key.
+
+    The rows are locked as one session's would be, in one order for every writer: the user
+    rows by (key, user), then the tag rows by (tag, key, user)."""
+    users: dict[tuple[Any, ...], dict[str, Any]] = {}
+    tagged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    shares: dict[Any, dict[str, Any]] = {}
+    for session, keyed in batch:
+        user = user_value(session)
+        tags = sorted(set(session.tags or ()))
+        groups = [(key, numbers_of(row)) for key, row in keyed]
+        for key, numbers in groups:
+            _sum_into(users, (*key, user), numbers)
+            for tag in tags:
+                _sum_into(tagged, (tag, *key, user), numbers)
+        rows = [
+            [key[0].isoformat(), key[3], key[4], key[5], str(n["cost"]), n["unpriced_calls"]]
+            for key, n in groups
         ]
-        for base, n in groups
-    ]
-    return {"user_id": user, "tags": tags, "rows": rows}
+        shares[session.pk] = {"user_id": user, "tags": tags, "rows": rows}
+    for (*base, user), numbers in sorted(users.items(), key=_row_order):
+        _add(UserDayRollup, {**dict(zip(BASE, base, strict=True)), "user_id": user}, numbers)
+    for (tag, *base, user), numbers in sorted(tagged.items(), key=_row_order):
+        _add(TagDayRollup, {**dict(zip(BASE, base, strict=True)), "user_id": user, "tag": tag}, numbers)
+    return shares
+
+
+def _sum_into(
+    rows: dict[tuple[Any, ...], dict[str, Any]], key: tuple[Any, ...], numbers: dict[str, Any]
+) -> None:
+    before = rows.get(key)
+    rows[key] = dict(numbers) if before is None else {name: before[name] + numbers[name] for name in before}
+
+
+def _row_order(item: tuple[tuple[Any, ...], Any]) -> tuple[Any, ...]:
+    """Sort key of a row key holding a day (``None`` first, as ``rollups.key_order``)."""
+    return tuple(dt.date.min if value is None else value for value in item[0])
 
 
 def _session_groups(session: Session, day: Any) -> dict[tuple[str, str, str, str], tuple[Decimal, int]]:

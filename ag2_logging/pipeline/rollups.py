@@ -2,7 +2,8 @@
 
 ``summarize_session`` adds one finished session's calls to the rollups, exactly once (the
 ``Session.summarized_at`` mark is set in the same transaction, under a row lock), with ``F()``
-updates so concurrent sessions never lose each other's counts. ``rebuild_rollups`` recomputes
+updates so concurrent sessions never lose each other's counts; ``summarize_sessions`` does the
+same for several sessions in one transaction, each shared rollup row moved once. ``rebuild_rollups`` recomputes
 everything from the raw rows and yields the same table. Days are UTC days of the call's end.
 Unattributed calls (no session) have no enterprise or workflow and are not rolled up.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -214,46 +216,80 @@ def resync_people(session: Session) -> None:
 
 def summarize_session(session_id: uuid.UUID | str) -> bool:
     """Add a finished session to the rollups once; False when already done or not finished."""
+    return bool(summarize_sessions([session_id]))
+
+
+def summarize_sessions(session_ids: Sequence[uuid.UUID | str]) -> list[uuid.UUID]:
+    """Add finished sessions to the rollups, each once, in one transaction; returns those added,
+    in the order given (a session already summarized, still running or unknown is left out).
+
+    What ``summarize_session`` does for each, with the rollup rows they share moved once by
+    their summed figures: one ``UPDATE`` per row for a batch of sessions of one enterprise,
+    workflow and model, where each session took its own. The sessions' rows are locked in
+    primary-key order (as ``reprice`` and ingest lock them), then every rollup row in key order
+    (table by table, as one session's summarize does), so no two writers deadlock.
+    """
+    keys = list(dict.fromkeys(k if isinstance(k, uuid.UUID) else uuid.UUID(str(k)) for k in session_ids))
     with transaction.atomic():
-        session = Session.objects.select_for_update().filter(pk=session_id).first()
-        if session is None or session.summarized_at is not None or session.status == Session.Status.RUNNING:
-            return False
-        grouped = _grouped(LLMCall.objects.filter(session=session), with_session_fields=False)
-        keyed = [
-            (
-                (
-                    row["day"],
-                    session.enterprise_id,
-                    session.workflow_name,
-                    row["model"],
-                    row["agent_name"],
-                    row["provider"],
-                ),
-                row,
+        locked = Session.objects.select_for_update().filter(pk__in=keys).order_by("pk")
+        sessions = {s.pk: s for s in locked if s.summarized_at is None and s.status != Session.Status.RUNNING}
+        if not sessions:
+            return []
+        calls = LLMCall.objects.filter(session_id__in=list(sessions))
+        keyed: dict[uuid.UUID, list[tuple[tuple[Any, ...], dict[str, Any]]]] = {pk: [] for pk in sessions}
+        totals: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for row in _grouped(calls, with_session_fields=False, extra={"sid": F("session_id")}):
+            session = sessions[row["sid"]]
+            key = (
+                row["day"],
+                session.enterprise_id,
+                session.workflow_name,
+                row["model"],
+                row["agent_name"],
+                row["provider"],
             )
-            for row in grouped
-        ]
+            keyed[session.pk].append((key, row))
+            numbers = _numbers(row)
+            totals[key] = numbers if key not in totals else _plus(totals[key], numbers)
         # In key order: concurrent sessions (and reprice) lock the rows they share in one order.
-        for key, row in sorted(keyed, key=key_order):
-            add_to_rollups(dict(zip(KEY, key, strict=True)), _numbers(row))
-        session.rollup_shares = people_rollups.add_session(session, sorted(keyed, key=key_order), _numbers)
-        model_days = ModelDays()
-        calls = LLMCall.objects.filter(session=session).annotate(_day=_day()).order_by()
-        for model, provider, day, latency in calls.values_list("model", "provider", "_day", "latency_ms"):
-            model_days.add(
-                session.pk, session.enterprise_id, session.workflow_name, model, provider, day, latency
-            )
-        model_rows = model_days.rows()
-        for model_key, (sessions, buckets) in model_rows.items():
-            add_to_model_rollups(dict(zip(MODEL_KEY, model_key, strict=True)), sessions, buckets)
-        # After every ModelDayRollup row: each writer locks the shared total rows last, in order.
-        for total_key, (sessions, buckets) in model_totals(model_rows).items():
-            add_to_model_rollups(
-                dict(zip(MODEL_TOTAL_KEY, total_key, strict=True)), sessions, buckets, ModelDayTotalRollup
-            )
-        session.summarized_at = dt.datetime.now(dt.UTC)
-        session.save(update_fields=["summarized_at", "rollup_shares"])
-    return True
+        for key, numbers in sorted(totals.items(), key=key_order):
+            add_to_rollups(dict(zip(KEY, key, strict=True)), numbers)
+        shares = people_rollups.add_sessions(
+            [(sessions[pk], sorted(keyed[pk], key=key_order)) for pk in sessions], _numbers
+        )
+        _add_model_days(calls, sessions)
+        now = dt.datetime.now(dt.UTC)
+        for pk, session in sessions.items():
+            session.summarized_at, session.rollup_shares = now, shares[pk]
+        if len(sessions) == 1:
+            session.save(update_fields=["summarized_at", "rollup_shares"])
+        else:
+            Session.objects.bulk_update(list(sessions.values()), ["summarized_at", "rollup_shares"])
+    return [key for key in keys if key in sessions]
+
+
+def _add_model_days(calls: Any, sessions: dict[uuid.UUID, Session]) -> None:
+    """Add the sessions' ``calls`` to ``ModelDayRollup``, then ``ModelDayTotalRollup``."""
+    model_days = ModelDays()
+    values = calls.annotate(_day=_day()).order_by()
+    for sid, model, provider, day, latency in values.values_list(
+        "session_id", "model", "provider", "_day", "latency_ms"
+    ):
+        session = sessions[sid]
+        model_days.add(sid, session.enterprise_id, session.workflow_name, model, provider, day, latency)
+    model_rows = model_days.rows()
+    for model_key, (count, buckets) in model_rows.items():
+        add_to_model_rollups(dict(zip(MODEL_KEY, model_key, strict=True)), count, buckets)
+    # After every ModelDayRollup row: each writer locks the shared total rows last, in order.
+    for total_key, (count, buckets) in model_totals(model_rows).items():
+        add_to_model_rollups(
+            dict(zip(MODEL_TOTAL_KEY, total_key, strict=True)), count, buckets, ModelDayTotalRollup
+        )
+
+
+def _plus(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Two ``_numbers`` results added, figure by figure."""
+    return {name: a[name] + b[name] for name in a}
 
 
 def _first_recomputed_day() -> dt.date | None:
