@@ -332,7 +332,11 @@ class BaseRecorder:
         data: Any = None,
         error: str = "",
         duration_ms: float | None = None,
+        own_data: bool = False,
     ) -> None:
+        """Journal one agent event. ``own_data``: ``data`` is a flat dict the app built from its
+        own values only (fixed keys, class names, counts, strings already screened), journaled
+        as it is; anything else goes through ``clean`` (redacted, cut, made JSON-safe)."""
         self._write(
             {
                 "type": "agent_event",
@@ -340,7 +344,7 @@ class BaseRecorder:
                 "ts": iso(utcnow()),
                 "agent_name": agent_name,
                 "name": name,
-                "data": self.clean(data) if data is not None else None,
+                "data": data if own_data or data is None else self.clean(data),
                 "error": redact_text(error, self.totals.redactions)[:10_000] if error else error,
                 "duration_ms": duration_ms,
             },

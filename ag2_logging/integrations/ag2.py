@@ -1391,13 +1391,14 @@ class RecordingMiddleware(BaseMiddleware):
             "tool_calls": self._tool_calls,
         }
         if response is not None:
-            data["finish_reason"] = response.finish_reason
+            data["finish_reason"] = _finish_reason(response.finish_reason, recorder)
         recorder.record_agent_event(
             agent_name=self._agent_name,
             name="turn",
             data=data,
             error=_error_text(exc) if exc is not None else "",
             duration_ms=(time.perf_counter() - started) * 1000.0,
+            own_data=True,  # a class name, two counts and the screened finish reason
         )
 
     def _watch_stream(self, stack: ExitStack, context: Context) -> None:
@@ -1633,6 +1634,37 @@ class RecordingMiddleware(BaseMiddleware):
             error=_error_text(exc) if exc is not None else "",
             duration_ms=(time.perf_counter() - started) * 1000.0,
         )
+
+
+#: Finish reasons providers send (OpenAI, Anthropic, Gemini and ag2's own), kept as they are.
+_FINISH_REASONS = frozenset(
+    {
+        "stop",
+        "length",
+        "tool_calls",
+        "function_call",
+        "content_filter",
+        "end_turn",
+        "max_tokens",
+        "stop_sequence",
+        "tool_use",
+        "pause_turn",
+        "refusal",
+        "STOP",
+        "MAX_TOKENS",
+        "SAFETY",
+        "RECITATION",
+        "OTHER",
+    }
+)
+
+
+def _finish_reason(value: Any, recorder: BaseRecorder) -> str | None:
+    """A reply's finish reason for the turn event: a known one as it is, any other text redacted
+    and cut to 200 characters (a provider's own string is never trusted)."""
+    if value is None or (isinstance(value, str) and value in _FINISH_REASONS):
+        return value
+    return redact_text(str(value), recorder.totals.redactions)[:200]
 
 
 def _event_time(event: BaseEvent) -> datetime | None:

@@ -572,3 +572,36 @@ def test_logging_off_records_nothing(llm: FakeLLMServer, model_config: OpenAICon
     assert recorder is None and reply.body == "tool result: 5"
     assert not Session.objects.exists() and not LLMCall.objects.exists()
     assert unattributed._unattributed is None  # no journal opened either
+
+
+@pytest.mark.parametrize(
+    ("reason", "expected"),
+    [
+        ("stop", "stop"),
+        ("tool_calls", "tool_calls"),
+        ("end_turn", "end_turn"),
+        ("MAX_TOKENS", "MAX_TOKENS"),
+        (None, None),
+        ("stopped: Incorrect API key provided: sk-proj-Zq8c1x9VbN3mK2pL7wR4tY6uI0oPaSdF", None),
+        (["stop"], None),
+        ("x" * 500, "x" * 200),
+    ],
+    ids=["stop", "tool_calls", "anthropic", "gemini", "none", "a secret", "not text", "long"],
+)
+def test_the_turn_event_keeps_a_known_finish_reason_and_screens_any_other(
+    reason: Any, expected: str | None
+) -> None:
+    """The turn event's data is journaled without the redaction walk (the app's own values): the
+    one value from the provider, its finish reason, is kept only when it is a known one."""
+    from types import SimpleNamespace
+
+    from ag2_logging.integrations.ag2 import _finish_reason
+
+    counts: dict[str, int] = {}
+    got = _finish_reason(reason, SimpleNamespace(totals=SimpleNamespace(redactions=counts)))
+    if expected is not None or reason is None:
+        assert got == expected
+    else:
+        assert isinstance(got, str) and len(got) <= 200
+        assert "Zq8c1x9VbN3mK2pL7wR4tY6uI0oPaSdF" not in got and "sk-proj-" not in got
+        assert ("REDACTED" in got) == isinstance(reason, str), got
