@@ -1589,8 +1589,11 @@ class RecordingMiddleware(BaseMiddleware):
                 invocation_id=self._invocation_id,
                 response_id=str(getattr(response, "response_id", None) or ""),
                 attempt=number,
+                # "messages" first: the recorder then screens message by message and skips the
+                # conversation's earlier messages, screened clean on an earlier call
+                # (redaction.screened_request), instead of the whole history on every call.
                 request=(
-                    {"model": model, "messages": [_event_body(e) for e in events if is_conversational(e)]}
+                    {"messages": [_event_body(e) for e in events if is_conversational(e)], "model": model}
                     if capture
                     else None
                 ),

@@ -605,3 +605,55 @@ def test_the_turn_event_keeps_a_known_finish_reason_and_screens_any_other(
         assert isinstance(got, str) and len(got) <= 200
         assert "Zq8c1x9VbN3mK2pL7wR4tY6uI0oPaSdF" not in got and "sk-proj-" not in got
         assert ("REDACTED" in got) == isinstance(reason, str), got
+
+
+def test_a_conversation_has_only_its_new_messages_screened(
+    llm: FakeLLMServer, model_config: OpenAIConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each call of an ag2 conversation repeats its earlier messages: the recorded request is
+    screened message by message (``redaction.screened_request``), so a message screened clean on
+    an earlier call is not scanned again, and the bytes scanned per call stay those of its new
+    messages instead of growing with the history."""
+    from ag2_logging.redaction import engine, forget_results, screened_request
+
+    requests: list[dict[str, Any]] = []
+    real_record = SessionRecorder.record
+
+    def record(self: SessionRecorder, call: Any) -> Any:
+        requests.append(call.request)
+        return real_record(self, call)
+
+    scanned: list[int] = []
+    engine_type = type(engine.screens())
+    real_dirty = engine_type.dirty_bytes
+
+    def dirty_bytes(self: Any, data: bytes) -> bool:
+        scanned.append(len(data))
+        return real_dirty(self, data)
+
+    monkeypatch.setattr(SessionRecorder, "record", record)
+    monkeypatch.setattr(engine_type, "dirty_bytes", dirty_bytes)
+    forget_results()
+    agent = make_agent(model_config)
+    long_text = "Our March invoice looks higher than February's; which line items changed? " * 40
+
+    async def conversation() -> list[int]:
+        per_call: list[int] = []
+        with ag2_logging_session("chat-long", "triage", "acme"):
+            reply = await agent.ask(f"{long_text} [[marker:c1]]")
+            per_call.append(sum(scanned))
+            for n in range(2, 5):
+                reply = await reply.ask(f"and then {n}? [[marker:c{n}]]")
+                per_call.append(sum(scanned) - sum(per_call))
+        return per_call
+
+    per_call = run(conversation())
+    assert len(requests) == 4 and all(next(iter(r)) == "messages" for r in requests)
+    assert [len(r["messages"]) for r in requests] == [1, 3, 5, 7]
+    assert all(screened_request(r) is not None for r in requests)
+    # The first call scans the long message; each later one only its two new messages (the
+    # reply and the question) and its response, far less than the long message again.
+    sizes = [len(orjson.dumps(r)) for r in requests]
+    assert sizes[-1] > len(long_text)  # the long message is in every request
+    assert per_call[0] > len(long_text)
+    assert all(n < len(long_text) // 2 for n in per_call[1:]), (per_call, sizes)
