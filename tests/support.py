@@ -14,11 +14,29 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.files.storage import FileSystemStorage
 from django.db import connection
 from kombu import Connection
 
 REPO = Path(__file__).resolve().parent.parent
 BROKER_URL = os.environ.get("AG2_TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
+
+
+class FlakyStorage(FileSystemStorage):
+    """A ``FileSystemStorage`` that is down for a while: its first ``AG2_TEST_STORAGE_FAILURES``
+    saves in a process raise ``OSError`` (as a storage backend does when its server refuses),
+    then it saves as usual."""
+
+    failures_left: int | None = None
+
+    def _save(self, name: str, content: Any) -> str:
+        cls = type(self)
+        if cls.failures_left is None:
+            cls.failures_left = int(os.environ.get("AG2_TEST_STORAGE_FAILURES", "0"))
+        if cls.failures_left > 0:
+            cls.failures_left -= 1
+            raise OSError(f"storage unreachable ({cls.failures_left} more refusals)")
+        return super()._save(name, content)
 
 
 def database_url() -> str:

@@ -204,6 +204,83 @@ def test_broker_unreachable_at_session_end(llm: FakeLLMServer, tmp_path: Path) -
     assert LLMCall.objects.count() == len(llm.successful())
 
 
+def test_a_storage_down_at_session_end_gets_the_journal_once_it_is_back(
+    llm: FakeLLMServer, tmp_path: Path, settings: Any
+) -> None:
+    """Celery mode with JOURNAL_STORAGE refusing the writer's first two publishes: the chain is
+    sent at once, and the writer publishes the journal on its own retries (2 then 4 seconds
+    later), so a worker on another host, which waits for the published copy, ingests it."""
+    from kombu import Connection
+
+    from ag2_logging.pipeline import chain
+
+    shared = tmp_path / "shared"
+    queue = f"ag2-test-flaky-{os.getpid()}"
+    script = CHILD_PRELUDE + textwrap.dedent(
+        """
+        import time
+        from django.conf import settings
+        from ag2_logging.conf import conf
+        from ag2_logging.models import Session
+        from ag2_logging.pipeline import handoff, modes
+        settings.STORAGES = {**settings.STORAGES, "journals": {
+            "BACKEND": "tests.support.FlakyStorage", "OPTIONS": {"location": os.environ["SHARED"]}}}
+        settings.AG2_LOGGING = {**settings.AG2_LOGGING, "JOURNAL_STORAGE": "journals"}
+        conf.reload()
+        print("mode", modes.effective_mode(), flush=True)
+        with ag2_logging_session("c-flaky", "wf", "acme"):
+            user.initiate_chat(assistant, message="go [[marker:f]]", max_turns=2, silent=True)
+        published = Session.objects.filter(journal_published_at__isnull=False)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not published.exists():
+            time.sleep(0.1)
+        from tests.support import FlakyStorage
+        print("published", published.count(), "enqueue_failures", handoff.stats["enqueue_failures"],
+              "retries", handoff.stats["retries"], "refusals left", FlakyStorage.failures_left, flush=True)
+        """
+    )
+    env = child_env(
+        tmp_path,
+        LLM_URL=llm.base_url,
+        CELERY_TASK_ALWAYS_EAGER="false",
+        CELERY_BROKER_URL=BROKER_URL,
+        AG2_TEST_CELERY_QUEUE=queue,
+        AG2_TEST_STORAGE_FAILURES="2",
+        SHARED=str(shared),
+    )
+    with Connection(BROKER_URL) as broker:
+        try:
+            proc = run_child(script, env)
+            sent = broker.default_channel.queue_declare(queue, passive=True).message_count
+        finally:
+            broker.default_channel.queue_delete(queue)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "mode celery" in proc.stdout
+    # Refused at session end and on the first retry, published on the second.
+    assert "published 1 enqueue_failures 0 retries 1 refusals left 0" in proc.stdout, proc.stdout[-2000:]
+    assert sent == 1  # the chain went to the queue once, before the journal was published
+    session = Session.objects.get()
+    assert session.ingested_at is None and session.journal_storage_name
+    assert (shared / session.journal_storage_name).read_bytes() == Path(session.journal_path).read_bytes()
+
+    # The worker's host: no local file; it ingests the published copy.
+    from ag2_logging.conf import conf
+
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "journals": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(shared)},
+        },
+    }
+    settings.AG2_LOGGING = {**settings.AG2_LOGGING, "JOURNAL_STORAGE": "journals"}
+    conf.reload()
+    Path(session.journal_path).unlink()
+    assert chain.process_session(session.pk).ran == ["ingest", "summarize"]
+    session.refresh_from_db()
+    assert_matches_served(session, llm)
+
+
 def another_write_transaction_is_open() -> bool:
     """Whether another connection holds an open write transaction on the test database (the
     worker's ingest, which writes its rows in one): SQLite and PostgreSQL."""

@@ -357,17 +357,60 @@ def _quietly(fn: Callable[..., None], *args: Any) -> None:
 
 
 def _local_then_enqueue(session_id: uuid.UUID | str) -> None:
-    from ag2_logging.pipeline.chain import process_session
+    from ag2_logging.pipeline.chain import retry_delay
 
-    try:
-        # The steps that need this host's disk; the worker does the rest (and these again, if
-        # this process dies before they are done and the worker shares the disk).
-        process_session(session_id, until="publish")
-    except Exception:
-        logger.exception("ag2_logging could not sanitize/publish session %s before enqueueing", session_id)
+    done = _local_steps(session_id, attempt=1)
     if not enqueue_chain(session_id):
         # No broker: the record still reaches the reports, from this process.
         _inline(session_id, attempt=1)
+    elif not done:
+        # The worker's ingest waits for the published copy (its own retries); publish it here.
+        _runner.submit(lambda: _retry_local_steps(session_id, 2), delay=retry_delay(1))
+
+
+def _local_steps(session_id: uuid.UUID | str, attempt: int) -> bool:
+    """The steps that need this host's disk (sanitize, publish to ``JOURNAL_STORAGE``); the worker
+    does the rest (and these again, if this process dies before they are done and the worker
+    shares the disk). False when they failed (a storage or database fault), logged."""
+    from ag2_logging.pipeline.chain import process_session
+
+    try:
+        process_session(session_id, until="publish")
+    except Exception as exc:
+        if attempt == 1:
+            logger.exception(
+                "ag2_logging could not sanitize/publish session %s before enqueueing", session_id
+            )
+        else:
+            logger.warning(
+                "ag2_logging could not sanitize/publish session %s (attempt %d): %s: %s",
+                session_id,
+                attempt,
+                type(exc).__name__,
+                exc,
+            )
+        return False
+    return True
+
+
+def _retry_local_steps(session_id: uuid.UUID | str, attempt: int) -> None:
+    """``_local_steps`` again, ``retry_delay`` apart, at most ``PIPELINE_MAX_RETRIES`` times in
+    all; past that, ``ag2_logging_recover --local`` on this host publishes what is left."""
+    from ag2_logging.pipeline.chain import retry_delay
+
+    if _local_steps(session_id, attempt):
+        return
+    if attempt >= conf.resolved.pipeline_max_retries:
+        stats["failures"] += 1
+        logger.error(
+            "ag2_logging gave up publishing session %s after %d attempts; "
+            "run manage.py ag2_logging_recover --local on this host",
+            session_id,
+            attempt,
+        )
+        return
+    stats["retries"] += 1
+    _runner.submit(lambda: _retry_local_steps(session_id, attempt + 1), delay=retry_delay(attempt))
 
 
 PROCESS_SESSION_TASK = "ag2_logging.process_session"
