@@ -161,32 +161,20 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
 
 def _rows(backend: str, got: dict[str, dict[str, Any]], sessions: int) -> list[dict[str, Any]]:
     ref = got["off"]
-    rows = []
-    for mode in ("inline", "celery"):
-        for stat in ("p50", "p99"):
-            rows.append(
-                row(
-                    f"{backend}: leaving a 1-call session, {mode} pipeline, {stat} ({sessions} sessions)",
-                    _ms(got[mode][stat]),
-                    f"{_ms(ref[stat])} nothing at session end",
-                    got[mode][stat] / ref[stat],
-                    "",
-                    None,
-                )
-            )
-        for stat in ("p50", "p99"):
-            key = f"beyond_fsync_{stat}"
-            rows.append(
-                row(
-                    f"{backend}: leaving a 1-call session, {mode} pipeline, {stat}, less the journal's fsync",
-                    _ms(got[mode][key]),
-                    f"{_ms(ref[key])} nothing at session end",
-                    got[mode][key] / ref[key],
-                    "",
-                    None,
-                )
-            )
-    return rows
+    figures = [(stat, f"{stat} ({sessions} sessions)") for stat in ("p50", "p99")]
+    figures += [(f"beyond_fsync_{stat}", f"{stat}, less the journal's fsync") for stat in ("p50", "p99")]
+    return [
+        row(
+            f"{backend}: leaving a 1-call session, {mode} pipeline, {label}",
+            _ms(got[mode][key]),
+            f"{_ms(ref[key])} nothing at session end",
+            got[mode][key] / ref[key],
+            "",
+            None,
+        )
+        for mode in ("inline", "celery")
+        for key, label in figures
+    ]
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--child"]:
