@@ -159,6 +159,8 @@ class Session(models.Model):
                 name="ag2log_sess_not_reported",
             ),
         ]
+        # On PostgreSQL, migration 0013 adds ag2log_sess_started_cover: started_at INCLUDE (the
+        # columns the reports' session counts and the list's search read), for index-only scans.
 
     def __str__(self) -> str:
         return f"{self.workflow_name or 'session'} {self.chat_id} ({self.status})"
@@ -202,6 +204,8 @@ class SessionTag(models.Model):
         ordering = ["session", "tag"]
         constraints = [models.UniqueConstraint(fields=["session", "tag"], name="ag2log_stag_unique")]
         indexes = [models.Index(fields=["tag"], name="ag2log_stag_tag")]
+        # On PostgreSQL, migration 0013 adds ag2log_stag_tag_upper on UPPER(tag) (the search's
+        # iexact there).
 
     def __str__(self) -> str:
         return self.tag
