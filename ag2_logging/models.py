@@ -160,7 +160,8 @@ class Session(models.Model):
             ),
         ]
         # On PostgreSQL, migration 0013 adds ag2log_sess_started_cover: started_at INCLUDE (the
-        # columns the reports' session counts and the list's search read), for index-only scans.
+        # columns the reports' session counts, the list's search and the recommendations read),
+        # for index-only scans.
 
     def __str__(self) -> str:
         return f"{self.workflow_name or 'session'} {self.chat_id} ({self.status})"

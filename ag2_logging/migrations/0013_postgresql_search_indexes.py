@@ -1,12 +1,14 @@
 """Two PostgreSQL-only indexes for the session list's search and the reports' session counts.
 
-- ``ag2log_sess_started_cover``: ``started_at`` with the columns the session counts and the
-  search read (status, enterprise, workflow, user, id, chat id) as ``INCLUDE`` columns. The
-  reports count a period's sessions per enterprise, workflow, status or user, and the session
-  list counts the sessions a search matches (a substring of the chat id, enterprise or
-  workflow): both read every session of the period, or every session, and each session row is
-  over a kilobyte wide (totals, journal, pipeline fields). An index-only scan of this narrow
-  index reads a few MB instead of the table (141 MB at 100,000 sessions).
+- ``ag2log_sess_started_cover``: ``started_at`` with the columns the session counts, the
+  search and the recommendations read (status, enterprise, workflow, user, id, chat id, calls,
+  errors, retries) as ``INCLUDE`` columns. The reports count a period's sessions per
+  enterprise, workflow, status or user, the session list counts the sessions a search matches
+  (a substring of the chat id, enterprise or workflow), the recommendations pick the sessions
+  with many failed attempts and the newest sessions holding 20,000 calls: each reads every
+  session of the period, or every session, and each session row is over a kilobyte wide
+  (totals, journal, pipeline fields). An index-only scan of this narrow index reads a few MB
+  instead of the table (141 MB at 100,000 sessions).
 - ``ag2log_stag_tag_upper``: ``UPPER(tag)``, the expression of Django's ``iexact`` on
   PostgreSQL: the session search matches whole tags case-insensitively, which read every tag row
   without it.
@@ -25,7 +27,17 @@ from django.db.models.functions import Upper
 
 SESSION_COVER = models.Index(
     fields=["started_at"],
-    include=["status", "enterprise_id", "workflow_name", "user", "id", "chat_id"],
+    include=[
+        "status",
+        "enterprise_id",
+        "workflow_name",
+        "user",
+        "id",
+        "chat_id",
+        "call_count",
+        "error_count",
+        "retry_count",
+    ],
     name="ag2log_sess_started_cover",
 )
 TAG_UPPER = models.Index(Upper("tag"), name="ag2log_stag_tag_upper")
