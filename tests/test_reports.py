@@ -266,7 +266,8 @@ def test_sessions_per_tag_are_the_sessions_joined_to_their_tags() -> None:
 
     rng = random.Random(5)
     users = [User.objects.create_user(f"user{i}") for i in range(3)]
-    tags = ["vip", "VIP", "beta", "eu", "support"]
+    # Distinct whatever the case: MariaDB's collation holds "vip" and "VIP" the same tag.
+    tags = ["vip", "Beta", "eu", "support", "vip-trial"]
     for n in range(60):
         s = session(f"c{n}", rng.choice(["acme", "globex"]), rng.choice(["a", "b"]), at(rng.randrange(40)))
         s.user = rng.choice([None, *users])
@@ -283,7 +284,7 @@ def test_sessions_per_tag_are_the_sessions_joined_to_their_tags() -> None:
             {"enterprise": "acme"},
             {"workflow": "b", "user": str(users[0].pk)},
             {"tag": "vip"},
-            {"tag": "VIP", "enterprise": "globex"},
+            {"tag": "Beta", "enterprise": "globex"},
             {"tag": "nothing"},
         )
     ]
