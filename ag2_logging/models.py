@@ -294,6 +294,10 @@ class LLMCall(models.Model):
         verbose_name = _("LLM call")
         indexes = [
             models.Index(fields=["session", "seq"], name="ag2log_call_session_seq"),
+            # The calls of some sessions (one enterprise's, one workflow's) in a period, as the
+            # call list filtered by both reads them: a range of this index per session, rather
+            # than every call of the period joined to its session to test it.
+            models.Index(fields=["session", "started_at"], name="ag2log_call_session_started"),
             models.Index(fields=["started_at"], name="ag2log_call_started"),
             models.Index(fields=["model", "started_at"], name="ag2log_call_model_started"),
             models.Index(fields=["price_status"], name="ag2log_call_price_status"),
