@@ -159,6 +159,9 @@ class Session(models.Model):
                 name="ag2log_sess_not_reported",
             ),
         ]
+        # On PostgreSQL, migration 0013 adds ag2log_sess_started_cover: started_at INCLUDE (the
+        # columns the reports' session counts, the list's search and the recommendations read),
+        # for index-only scans.
 
     def __str__(self) -> str:
         return f"{self.workflow_name or 'session'} {self.chat_id} ({self.status})"
@@ -202,6 +205,8 @@ class SessionTag(models.Model):
         ordering = ["session", "tag"]
         constraints = [models.UniqueConstraint(fields=["session", "tag"], name="ag2log_stag_unique")]
         indexes = [models.Index(fields=["tag"], name="ag2log_stag_tag")]
+        # On PostgreSQL, migration 0013 adds ag2log_stag_tag_upper on UPPER(tag) (the search's
+        # iexact there).
 
     def __str__(self) -> str:
         return self.tag
@@ -289,6 +294,10 @@ class LLMCall(models.Model):
         verbose_name = _("LLM call")
         indexes = [
             models.Index(fields=["session", "seq"], name="ag2log_call_session_seq"),
+            # The calls of some sessions (one enterprise's, one workflow's) in a period, as the
+            # call list filtered by both reads them: a range of this index per session, rather
+            # than every call of the period joined to its session to test it.
+            models.Index(fields=["session", "started_at"], name="ag2log_call_session_started"),
             models.Index(fields=["started_at"], name="ag2log_call_started"),
             models.Index(fields=["model", "started_at"], name="ag2log_call_model_started"),
             models.Index(fields=["price_status"], name="ag2log_call_price_status"),

@@ -21,3 +21,21 @@ def test_no_duplicate_migration_numbers() -> None:
     numbers = [m.group(1) for p in folder.glob("*.py") if (m := re.match(r"(\d{4})_", p.name))]
     assert numbers
     assert [n for n, count in Counter(numbers).items() if count > 1] == []
+
+
+@pytest.mark.django_db
+def test_postgresql_only_indexes() -> None:
+    """Migration 0013's indexes (not in the models' Meta): on PostgreSQL only."""
+    from django.db import connection
+
+    from ag2_logging.models import Session, SessionTag
+
+    with connection.cursor() as cursor:
+        names = {
+            name
+            for model in (Session, SessionTag)
+            for name in connection.introspection.get_constraints(cursor, model._meta.db_table)
+        }
+    wanted = {"ag2log_sess_started_cover", "ag2log_stag_tag_upper"}
+    assert (wanted <= names) is (connection.vendor == "postgresql")
+    assert not (wanted & names) or connection.vendor == "postgresql"

@@ -247,3 +247,58 @@ def test_command_rejects_bad_arguments(data: Data) -> None:
         report("--days", "0")
     with pytest.raises(CommandError, match="--sort"):
         report("models", "--sort", "nope")
+
+
+@pytest.mark.django_db
+def test_sessions_per_tag_are_the_sessions_joined_to_their_tags() -> None:
+    """``_people_session_counts`` for tags (the tag rows of the sessions, by a subquery) counts
+    what the sessions ``LEFT JOIN``ed to their tag rows counted, on varied sessions (untagged,
+    one tag, several, running ones, other days, users) and filters (each chosen tag's own key)."""
+    import random
+
+    from django.contrib.auth.models import User
+    from django.db.models import Count
+
+    from ag2_logging.models import Session, SessionTag
+    from ag2_logging.reports.figures import DIMENSIONS
+    from ag2_logging.reports.queries import _people_session_counts
+    from tests.report_data import at, session
+
+    rng = random.Random(5)
+    users = [User.objects.create_user(f"user{i}") for i in range(3)]
+    # Distinct whatever the case: MariaDB's collation holds "vip" and "VIP" the same tag.
+    tags = ["vip", "Beta", "eu", "support", "vip-trial"]
+    for n in range(60):
+        s = session(f"c{n}", rng.choice(["acme", "globex"]), rng.choice(["a", "b"]), at(rng.randrange(40)))
+        s.user = rng.choice([None, *users])
+        s.status = rng.choice(["completed", "completed", "failed", "running"])
+        s.tags = rng.sample(tags, rng.choice([0, 0, 1, 2, 3]))
+        s.save()
+        SessionTag.objects.bulk_create([SessionTag(session=s, tag=t) for t in s.tags])
+    end = today()
+    filters = [
+        ReportFilter(start=end - dt.timedelta(days=days - 1), end=end, **extra)
+        for days in (7, 30)
+        for extra in (
+            {},
+            {"enterprise": "acme"},
+            {"workflow": "b", "user": str(users[0].pk)},
+            {"tag": "vip"},
+            {"tag": "Beta", "enterprise": "globex"},
+            {"tag": "nothing"},
+        )
+    ]
+    for flt in filters:
+        sessions = flt.sessions().exclude(status=Session.Status.RUNNING)
+        old = {
+            row["tag_rows__tag"]: row["n"]
+            for row in sessions.values("tag_rows__tag").annotate(n=Count("id")).order_by()
+            if row["tag_rows__tag"] is not None
+        }
+        counts, total = _people_session_counts(DIMENSIONS["tag"], flt)
+        assert total == sessions.count()
+        if flt.tag:  # the page reads the chosen tag's key only
+            assert counts.get(flt.tag, 0) == old.get(flt.tag, 0), flt
+        else:
+            assert counts == old, flt
+    assert any(counts for counts, _total in (_people_session_counts(DIMENSIONS["tag"], f) for f in filters))

@@ -66,6 +66,16 @@ TERMS = [
     str(FIXED_ID),  # a whole session id
     str(FIXED_ID).upper(),
     str(FIXED_ID)[:8],  # part of an id: no match (ids match whole)
+    # Words that may or may not be a session id: the id condition is left out only for words
+    # no UUID column can equal (each database compares its own text form of the id).
+    FIXED_ID.hex,  # no hyphens: the stored form on SQLite and MariaDB
+    FIXED_ID.hex.upper(),
+    "6f1c2a9e3b4d-4e5f8a7b9c0d1e2f3a4b",  # hyphens elsewhere
+    "{" + str(FIXED_ID) + "}",
+    "urn:uuid:" + str(FIXED_ID),
+    str(FIXED_ID)[:-1],  # one digit short
+    str(FIXED_ID)[:-1] + "g",  # not hex
+    str(FIXED_ID).replace("a", "á"),  # not ASCII: left to the database
     "acme vip",  # two words: both must match
     '"chat-00001"',  # quoted
     "alice triage",

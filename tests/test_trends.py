@@ -361,10 +361,9 @@ def test_cache_saving_is_price_call_twice_per_call(provider: str, model: str) ->
     calls = [(4000, 3000, 0, 0), (6000, 4000, 400, 0), (8000, 6000, 400, 200), (9000, 9000, 6000, 0)]
     tally = _CacheTally()
     prices: dict[Any, Any] = {}
-    flat: dict[Any, Any] = {}
     saving, unpriced = Decimal(0), 0
     for prompt, before, cached, write in calls:
-        tally.add(before, provider, model, prompt, cached, write, prices, flat)
+        tally.add(before, provider, model, prompt, cached, write, prices)
         missed = min(min(before, prompt) - min(cached, before, prompt), prompt - cached - write)
         if missed <= 0:
             continue
@@ -383,6 +382,50 @@ def test_cache_saving_is_price_call_twice_per_call(provider: str, model: str) ->
     assert (tally.saving, tally.unpriced, tally.calls) == (saving, unpriced, len(calls))
     assert unpriced == (len(calls) if model == "house-model" else 0)
     assert (saving > 0) == (provider in ("openai", "deepseek"))
+
+
+@pytest.mark.parametrize(
+    ("provider", "model"),
+    [
+        ("openai", "gpt-4o"),  # one price set: its compiled plan
+        ("anthropic", "claude-sonnet-4"),  # cache writes priced
+        ("google", "gemini-2.5-pro"),  # tiers by prompt size (over 200,000 tokens)
+        ("deepseek", "deepseek-chat"),  # prices by the hour: no fixed plan
+        ("local", "qwen-local"),  # local: flat
+        ("custom", "house-model"),  # unknown: flat
+    ],
+)
+def test_cache_input_prices_are_input_price(provider: str, model: str) -> None:
+    """``_InputPrices`` (the plan run on the counts, each shape once) gives ``_input_price``'s
+    figure, digit for digit (``str``), on shapes of every size, and refuses what it refuses; a
+    model priced the same at any tokens is priced once, at (0, 0, 0), as the check always did."""
+    from ag2_logging.reports.recommendations.cache import _flat, _input_price, _InputPrices
+
+    prices = _InputPrices(provider, model)
+    flat = _flat(provider, model)
+    assert flat is (provider in ("local", "custom"))
+    shapes = [
+        (prompt, cached, write)
+        for prompt in (0, 1, 1_024, 4_000, 128_000, 200_000, 200_001, 1_000_000)
+        for cached in sorted({0, 1, prompt // 3, prompt // 2, max(prompt - 1, 0), prompt})
+        for write in sorted({0, 7, prompt // 5})
+    ]
+    for prompt, cached, write in [*shapes, *shapes]:  # the second time from what it remembers
+        if flat:
+            assert str(prices(prompt, cached, write)) == str(_input_price(provider, model, 0, 0, 0))
+            continue
+        if cached + write > prompt:
+            with pytest.raises(ValueError, match="exceed prompt_tokens"):
+                _input_price(provider, model, prompt, cached, write)
+            with pytest.raises(ValueError, match="exceed prompt_tokens"):
+                prices(prompt, cached, write)
+            continue
+        expected = _input_price(provider, model, prompt, cached, write)
+        got = prices(prompt, cached, write)
+        assert str(got) == str(expected), (prompt, cached, write)
+    if not flat:
+        with pytest.raises(ValueError, match="cannot be negative"):
+            prices(-1, 0, 0)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -4,13 +4,14 @@ the pipeline banner over the list, the incomplete-record banner over a session."
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, UUIDField
 from django.http import HttpRequest
 from django.urls import URLPattern, reverse
 from django.utils.html import format_html
@@ -57,15 +58,35 @@ def incomplete_banner(session: Session) -> str:
     return str(text)
 
 
-def _search_condition(spec: str, bit: str) -> Q:
+def _cannot_be_uuid(bit: str) -> bool:
+    """Whether no UUID column's ``iexact`` can match ``bit`` on any database: an ASCII word that
+    ``uuid.UUID`` rejects. PostgreSQL compares the canonical text (36 characters with hyphens),
+    the others the 32 hex digits with the word's hyphens removed; ``uuid.UUID`` accepts both
+    forms (and more). Non-ASCII words are left to the database (a MariaDB collation may equate
+    an accented letter with a hex digit)."""
+    if not bit.isascii():
+        return False
+    try:
+        uuid.UUID(bit)
+    except ValueError:
+        return True
+    return False
+
+
+def _search_condition(spec: str, bit: str) -> Q | None:
     """The condition of one search field of the session list (``"=tag_rows__tag"``,
     ``"chat_id"``, ...) for one word: a field of the session itself as Django's admin has it, a
     related one (a tag, the user's name) as an ``IN`` subquery (the sessions whose tag matches, the
-    users whose name matches)."""
+    users whose name matches). None when the field cannot match the word: a whole session id
+    searched with a word that is no UUID (on PostgreSQL the condition casts every session's id
+    to text, a third of the search's time at 100,000 sessions)."""
     lookup = "iexact" if spec.startswith("=") else "icontains"
     path = spec.removeprefix("=")
     head, _sep, rest = path.partition("__")
     if not rest:
+        field = Session._meta.get_field(path)
+        if lookup == "iexact" and isinstance(field, UUIDField) and _cannot_be_uuid(bit):
+            return None
         return Q(**{f"{path}__{lookup}": bit})
     relation: Any = Session._meta.get_field(head)
     related: Any = relation.related_model
@@ -284,9 +305,11 @@ class SessionAdmin(TimelineViewMixin, TranscriptViewMixin, ReadOnlyAdmin):
         for bit in smart_split(search_term):
             if bit.startswith(('"', "'")) and bit[0] == bit[-1]:
                 bit = unescape_string_literal(bit)
-            any_field = Q()
+            any_field = Q(pk__in=[])  # matches nothing (should no field be able to match)
             for spec in fields:
-                any_field |= _search_condition(spec, bit)
+                condition = _search_condition(spec, bit)
+                if condition is not None:
+                    any_field |= condition
             every_word &= any_field
         return queryset.filter(every_word), False
 

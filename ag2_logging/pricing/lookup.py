@@ -397,6 +397,13 @@ def plan_price(plan: _Plan, usage: NormalizedUsage) -> Decimal:
     return _run_plan(plan, _as_tuple(usage))[0]
 
 
+def input_plan_price(plan: _Plan, prompt: int, cached: int, cache_write: int) -> Decimal:
+    """:func:`plan_price` of input tokens only (no completion), from the counts themselves:
+    the same figure without building a ``NormalizedUsage`` (the caller checks the counts as
+    it does), for loops pricing thousands of prompts (the recommendations' cache check)."""
+    return _run_plan(plan, (prompt, cached, cache_write, 0, 0))[0]
+
+
 def clear_caches() -> None:
     """Forget every resolved (provider, model) pair and its plans."""
     lookup.cache_clear()

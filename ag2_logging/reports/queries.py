@@ -27,7 +27,7 @@ from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate
 from django.utils.translation import gettext_lazy as _
 
-from ag2_logging.models import AgentEvent, DailyRollup, LLMCall, Session, ToolCall
+from ag2_logging.models import AgentEvent, DailyRollup, LLMCall, Session, SessionTag, ToolCall
 from ag2_logging.querysets import LATENCY_BUCKETS, DailyRollupQuerySet, day_start
 from ag2_logging.reports.figures import (
     DIMENSIONS,
@@ -185,10 +185,20 @@ def _people_session_counts(dim: Dimension, flt: ReportFilter) -> tuple[dict[str,
             key = "" if row["user_id"] is None else str(row["user_id"])
             counts[key] = counts.get(key, 0) + int(row["sessions"])
         return counts, sum(counts.values())
-    for row in sessions.values("tag_rows__tag").annotate(n=Count("id")).order_by():
-        if row["tag_rows__tag"] is not None:
-            counts[row["tag_rows__tag"]] = int(row["n"])
+    for tag, n in _tag_session_counts(sessions):
+        counts[tag] = n
     return counts, sessions.count()
+
+
+def _tag_session_counts(sessions: Any) -> Any:
+    """(tag, sessions with it) for the tags of ``sessions``, one grouped query: the tag rows of
+    those sessions (a subquery on sessions, index-only on PostgreSQL), each (session, tag) once
+    by the unique constraint. Not the sessions ``LEFT JOIN``ed to their tags: that hashed every
+    session of the period, untagged ones too (100,000 over 90 days at ten million calls). With a
+    tag chosen (``sessions`` filtered by it) the other tags of those sessions are counted too,
+    under their own keys; the breakdown reads the chosen one's."""
+    tagged = SessionTag.objects.filter(session__in=sessions.values("pk"))
+    return tagged.values_list("tag").annotate(n=Count("pk")).order_by()
 
 
 def user_labels(keys: list[str]) -> dict[str, str]:

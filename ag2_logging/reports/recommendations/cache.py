@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 from ag2_logging.formats import show
 from ag2_logging.models import LLMCall, Session
 from ag2_logging.pricing import NormalizedUsage, call_cost, fixed_plan_cost
-from ag2_logging.pricing.lookup import Entry, lookup
+from ag2_logging.pricing.lookup import Entry, fixed_plan, input_plan_price, lookup
 from ag2_logging.querysets import day_start
 from ag2_logging.reports.figures import ZERO
 from ag2_logging.reports.filters import ReportFilter
@@ -51,12 +51,10 @@ class _CacheTally:
         prompt: int,
         cached: int,
         write: int,
-        prices: dict[tuple[Any, ...], Decimal | None],
-        flat: dict[tuple[str, str], bool],
+        prices: dict[tuple[str, str], _InputPrices],
     ) -> None:
         """Count one call whose previous call in its session (same agent and model) sent
-        ``before`` prompt tokens; ``prices`` remembers input prices by (provider, model, shape),
-        ``flat`` the models priced the same whatever the tokens (``_flat``)."""
+        ``before`` prompt tokens; ``prices`` holds each (provider, model)'s input prices."""
         repeated = min(before, prompt)
         hit = min(cached, repeated)
         missed = min(repeated - hit, prompt - cached - write)
@@ -66,20 +64,49 @@ class _CacheTally:
         self.models.add(model)
         if missed <= 0:
             return
-        if (provider, model) not in flat:
-            flat[provider, model] = _flat(provider, model)
-        if flat[provider, model]:  # priced once for the model, either shape
-            shapes: tuple[tuple[int, ...], ...] = ((0, 0, 0), (0, 0, 0))
-        else:
-            shapes = ((prompt, cached, write), (prompt, cached + missed, write))
-        for shape in shapes:
-            if (provider, model, *shape) not in prices:
-                prices[provider, model, *shape] = _input_price(provider, model, *shape)
-        now, if_cached = (prices[(provider, model, *shape)] for shape in shapes)
+        price = prices.get((provider, model))
+        if price is None:
+            price = prices[provider, model] = _InputPrices(provider, model)
+        now = price(prompt, cached, write)
+        if_cached = price(prompt, cached + missed, write)
         if now is None or if_cached is None:
             self.unpriced += 1
         else:
             self.saving += now - if_cached
+
+
+class _InputPrices:
+    """``_input_price`` of one (provider, model) (USD; None: unpriced) by token shape (prompt,
+    cached, cache-write tokens), each shape priced once. A model with one fixed genai-prices
+    price runs its compiled plan on the counts directly (``input_plan_price``: the same figure
+    as ``fixed_plan_cost``, without a ``NormalizedUsage`` and the plan's look-up per call, which
+    were over half of the pricing time of the check's 20,000 calls); any other case, or counts
+    ``NormalizedUsage`` would refuse, goes through ``_input_price`` itself."""
+
+    def __init__(self, provider: str, model: str) -> None:
+        self.provider = provider
+        self.model = model
+        #: Priced the same whatever the tokens (``_flat``): once, at (0, 0, 0).
+        self.flat = _flat(provider, model)
+        self.plan = None if self.flat else fixed_plan(provider, model)
+        self.known: dict[tuple[int, int, int], Decimal | None] = {}
+
+    def __call__(self, prompt: int, cached: int, write: int) -> Decimal | None:
+        if self.flat:
+            prompt = cached = write = 0
+        shape = (prompt, cached, write)
+        if shape in self.known:
+            return self.known[shape]
+        price: Decimal | None = None
+        if self.plan is not None and min(shape) >= 0 and cached + write <= prompt:
+            try:
+                price = input_plan_price(self.plan, prompt, cached, write)
+            except Exception:  # as fixed_plan_cost: call_cost answers then
+                price = None
+        if price is None:
+            price = _input_price(self.provider, self.model, prompt, cached, write)
+        self.known[shape] = price
+        return price
 
 
 def _input_price(provider: str, model: str, prompt: int, cached: int, write: int) -> Decimal | None:
@@ -130,8 +157,7 @@ def prompt_cache_misses(flt: ReportFilter, *, limit: int = CALL_LIMIT) -> tuple[
     rows = _sample_calls(flt, list(picked))
     tallies: dict[str, _CacheTally] = {}
     previous: dict[tuple[str, str, str], int] = {}  # of the current session (rows in session order)
-    prices: dict[tuple[Any, ...], Decimal | None] = {}
-    flat: dict[tuple[str, str], bool] = {}
+    prices: dict[tuple[str, str], _InputPrices] = {}
     current: Any = None
     tally: _CacheTally | None = None
     n = 0
@@ -152,7 +178,7 @@ def prompt_cache_misses(flt: ReportFilter, *, limit: int = CALL_LIMIT) -> tuple[
         if tally is None:
             workflow = picked[session]
             tally = tallies.get(workflow) or tallies.setdefault(workflow, _CacheTally())
-        tally.add(before, provider, model, prompt, cached, write, prices, flat)
+        tally.add(before, provider, model, prompt, cached, write, prices)
     found = [
         _cache_recommendation(workflow, tally)
         for workflow, tally in tallies.items()
