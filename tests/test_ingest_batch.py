@@ -4,7 +4,9 @@ LLMCall row (built and COPY-encoded in one step) is the builder's row encoded by
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
@@ -604,3 +606,84 @@ def test_batches_are_cut_by_count_and_bytes(
     batches = list(ingest._batches(items))
     assert [len(b) for b in batches] == expected
     assert [item for batch in batches for item in batch] == items  # every journal, in order
+
+
+def _two_model_session(root: Path) -> uuid.UUID:
+    """An ingested, finished session with a call on model "m-a" and one on "m-b"."""
+    sid = str(uuid.uuid4())
+    path = root / f"{sid}.jsonl"
+    root.mkdir(parents=True, exist_ok=True)
+    _journal(path, [_start(sid, path), _call(sid, 1, model="m-a"), _call(sid, 2, model="m-b"), _end(sid)])
+    (result,) = ingest_journals([path])
+    assert isinstance(result, IngestResult) and result.llm_calls == 2
+    return uuid.UUID(sid)
+
+
+@pytestmark_db
+def test_a_summarize_ended_by_a_deadlock_runs_again(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Another transaction holds the rollup row of "m-b" and then asks for that of "m-a", which
+    summarize has locked and holds while it waits for "m-b": a cycle. PostgreSQL ends the
+    transaction that waited first (summarize) with deadlock_detected; summarize runs again once
+    the other has committed, and the rollups are those of a rebuild."""
+    import threading
+
+    from django.db import connections
+
+    from ag2_logging.models import DailyRollup
+    from ag2_logging.pipeline import rollups
+    from ag2_logging.pipeline.rollups import rebuild_rollups
+
+    if connection.vendor != "postgresql":
+        pytest.skip("a deadlock between row locks, ended by the server: PostgreSQL")
+    assert rollups.summarize_sessions([_two_model_session(tmp_path / "first")])  # the rows exist
+    second = _two_model_session(tmp_path / "second")
+    done: list[Any] = []
+
+    def summarize() -> None:
+        try:
+            done.append(rollups.summarize_sessions([second]))
+        except Exception as exc:  # pragma: no cover - the failure the test is about
+            done.append(exc)
+        finally:
+            connections.close_all()
+
+    def waiting() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database()"
+            )
+            return int(cursor.fetchone()[0])
+
+    other = threading.Thread(target=summarize)
+    with transaction_on_own_connection() as cursor:
+        cursor.execute(f"SELECT id FROM {DailyRollup._meta.db_table} WHERE model = 'm-b' FOR UPDATE")
+        other.start()
+        deadline = time.monotonic() + 10
+        while waiting() == 0 and time.monotonic() < deadline:  # summarize holds m-a, waits for m-b
+            time.sleep(0.02)
+        assert waiting() == 1
+        cursor.execute(f"SELECT id FROM {DailyRollup._meta.db_table} WHERE model = 'm-a' FOR UPDATE")
+    other.join(30)
+    assert done == [[second]]
+    assert [r.getMessage() for r in caplog.records if "deadlock" in r.getMessage()] == [
+        "ag2_logging: summarize_sessions was ended by a deadlock (attempt 1 of 5); trying again"
+    ]
+    assert sorted(DailyRollup.objects.values_list("model", "call_count")) == [("m-a", 2), ("m-b", 2)]
+    _rollups_equal_a_rebuild(rebuild_rollups)
+
+
+@contextlib.contextmanager
+def transaction_on_own_connection() -> Any:
+    """A cursor in a transaction on a connection of its own (committed at the end)."""
+    from django.db import connections
+
+    alias = "default"
+    own = connections.create_connection(alias)
+    try:
+        own.set_autocommit(False)
+        with own.cursor() as cursor:
+            yield cursor
+        own.commit()
+    finally:
+        own.close()

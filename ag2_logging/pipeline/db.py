@@ -175,3 +175,49 @@ def take_lock_promptly(fn: Callable[P, R]) -> Callable[P, R]:
                 connection.connection.execute(f"PRAGMA busy_timeout = {timeout_ms}")
 
     return promptly
+
+
+#: Attempts of a transaction the database ended to break a deadlock (``retry_deadlocks``).
+DEADLOCK_ATTEMPTS = 5
+
+
+def deadlocked(exc: BaseException) -> bool:
+    """Did the database end this transaction to break a deadlock? MySQL and MariaDB error 1213
+    (``ER_LOCK_DEADLOCK``), PostgreSQL SQLSTATE 40P01 (``deadlock_detected``)."""
+    cause = exc.__cause__ or exc
+    if getattr(cause, "sqlstate", None) == "40P01" or getattr(cause, "pgcode", None) == "40P01":
+        return True
+    args: tuple[Any, ...] = tuple(getattr(cause, "args", ()))
+    return bool(args) and args[0] == 1213
+
+
+def retry_deadlocks(fn: Callable[P, R]) -> Callable[P, R]:
+    """Run ``fn`` (one whole transaction of the app's own, which takes its row locks in one
+    order but may still meet another writer's locks in a cycle: InnoDB's next-key locks, a
+    project's own transaction) again when the database chose it as a deadlock's victim, up to
+    ``DEADLOCK_ATTEMPTS`` times, after a short random pause; the rolled-back attempt left
+    nothing. Inside an outer transaction (which the deadlock ended too) the error propagates."""
+
+    @functools.wraps(fn)
+    def retried(*args: P.args, **kwargs: P.kwargs) -> R:
+        import logging
+        import random
+
+        from django.db import connection
+
+        for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+            try:
+                return fn(*args, **kwargs)
+            except OperationalError as exc:
+                if attempt == DEADLOCK_ATTEMPTS or not deadlocked(exc) or connection.in_atomic_block:
+                    raise
+                logging.getLogger("ag2_logging.pipeline").warning(
+                    "ag2_logging: %s was ended by a deadlock (attempt %d of %d); trying again",
+                    fn.__qualname__,
+                    attempt,
+                    DEADLOCK_ATTEMPTS,
+                )
+                time.sleep(random.uniform(0.01, 0.05) * attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    return retried

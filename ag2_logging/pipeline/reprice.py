@@ -25,6 +25,7 @@ from ag2_logging import pricing
 from ag2_logging.conf import conf
 from ag2_logging.models import LLMCall, Session
 from ag2_logging.pipeline import rollups
+from ag2_logging.pipeline.db import retry_deadlocks
 from ag2_logging.pipeline.ingest import refresh_session_totals
 from ag2_logging.pricing import cache as price_overrides
 from ag2_logging.pricing.providers import normalize_provider
@@ -65,6 +66,22 @@ class RepriceResult:
     by_model: dict[str, list[Decimal]] = field(default_factory=dict)  # model -> [before, after]
     by_model_unpriced: dict[str, list[int]] = field(default_factory=dict)  # model -> [before, after]
     dry_run: bool = False
+
+    def merge(self, other: RepriceResult) -> None:
+        """Add ``other``'s counts (one batch's) to these."""
+        self.examined += other.examined
+        self.changed += other.changed
+        self.cost_before += other.cost_before
+        self.cost_after += other.cost_after
+        self.unpriced_before += other.unpriced_before
+        self.unpriced_after += other.unpriced_after
+        self.sessions |= other.sessions
+        for model, pair in other.by_model.items():
+            costs = self.by_model.setdefault(model, [Decimal(0), Decimal(0)])
+            costs[:] = [costs[0] + pair[0], costs[1] + pair[1]]
+        for model, counts in other.by_model_unpriced.items():
+            unpriced = self.by_model_unpriced.setdefault(model, [0, 0])
+            unpriced[:] = [unpriced[0] + counts[0], unpriced[1] + counts[1]]
 
     def model_costs(self, model: str) -> tuple[str, str]:
         """(before, after) of the changed calls of ``model``, as :func:`cost_text`."""
@@ -235,7 +252,7 @@ def reprice(
         if not pks:
             break
         last_pk = pks[-1]
-        _reprice_batch(pks, overrides, local_rate, result, dry_run=dry_run)
+        result.merge(_counted_batch(pks, overrides, local_rate, dry_run=dry_run))
         result.examined += len(pks)
         if progress is not None:
             progress(result.examined, total)
@@ -243,6 +260,18 @@ def reprice(
 
 
 RollupKey = tuple[Any, ...]
+
+
+@retry_deadlocks
+def _counted_batch(
+    pks: list[Any], overrides: tuple[pricing.PriceOverride, ...], local_rate: Decimal, *, dry_run: bool
+) -> RepriceResult:
+    """``_reprice_batch`` with what it counted apart: a batch the database ends to break a
+    deadlock runs again from nothing (``db.retry_deadlocks``), its first attempt's counts gone
+    with its transaction."""
+    counted = RepriceResult(dry_run=dry_run)
+    _reprice_batch(pks, overrides, local_rate, counted, dry_run=dry_run)
+    return counted
 
 
 def _reprice_batch(

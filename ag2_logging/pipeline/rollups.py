@@ -32,6 +32,7 @@ from django.db.models.functions import Coalesce, TruncDate
 
 from ag2_logging.models import DailyRollup, LLMCall, ModelDayRollup, ModelDayTotalRollup, Session
 from ag2_logging.pipeline import people_rollups
+from ag2_logging.pipeline.db import retry_deadlocks
 from ag2_logging.querysets import ROLLUP_SUMS, empty_latency_buckets, latency_bucket
 
 logger = logging.getLogger("ag2_logging.rollups")
@@ -219,6 +220,7 @@ def summarize_session(session_id: uuid.UUID | str) -> bool:
     return bool(summarize_sessions([session_id]))
 
 
+@retry_deadlocks
 def summarize_sessions(session_ids: Sequence[uuid.UUID | str]) -> list[uuid.UUID]:
     """Add finished sessions to the rollups, each once, in one transaction; returns those added,
     in the order given (a session already summarized, still running or unknown is left out).
@@ -227,7 +229,9 @@ def summarize_sessions(session_ids: Sequence[uuid.UUID | str]) -> list[uuid.UUID
     their summed figures: one ``UPDATE`` per row for a batch of sessions of one enterprise,
     workflow and model, where each session took its own. The sessions' rows are locked in
     primary-key order (as ``reprice`` and ingest lock them), then every rollup row in key order
-    (table by table, as one session's summarize does), so no two writers deadlock.
+    (table by table, as one session's summarize does). A deadlock the database still finds (on
+    MariaDB, InnoDB's locks around rows being created; a project's own transaction) ends the
+    transaction, which runs again (``db.retry_deadlocks``).
     """
     keys = list(dict.fromkeys(k if isinstance(k, uuid.UUID) else uuid.UUID(str(k)) for k in session_ids))
     with transaction.atomic():
