@@ -67,11 +67,20 @@ help:
 	@echo "              ag2 1.x, RabbitMQ, the lowest supported versions and a short benchmark run"
 	@echo "              (starts services when down)"
 
+# $(1) a virtualenv's python, $(2) the project's extras, $(3) more requirements: the dependencies
+# first (several virtualenvs may install theirs at once: make venvs), then the project itself,
+# one virtualenv at a time (an editable install writes its metadata into the checkout).
+define install_project
+	$(PYTHON) scripts/requirements.py $(2) > $(dir $(1))../requirements.txt
+	$(1) -m pip install --quiet -r $(dir $(1))../requirements.txt $(3)
+	flock $(CURDIR)/.venv-install.lock $(1) -m pip install --quiet --no-deps -e .
+endef
+
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found (Python 3.11+ is required)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[classic,test,dev,live]"
+	$(call install_project,$(PY),classic test dev live)
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -80,7 +89,7 @@ $(STAMP_AG2): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found (Python 3.11+ is required)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV_AG2)
 	$(PY_AG2) -m pip install --quiet --upgrade pip
-	$(PY_AG2) -m pip install --quiet -e ".[ag2,test,dev,live]"
+	$(call install_project,$(PY_AG2),ag2 test dev live)
 	@touch $(STAMP_AG2)
 
 venv-ag2: $(STAMP_AG2)
@@ -90,7 +99,7 @@ define new_django_venv
 	@test -n "$(1)" -a -x "$(1)" || { echo "make: $(2) not found (set $(3)=/path/to/python$(2))" >&2; exit 1; }
 	$(1) -m venv $(4)
 	$(4)/bin/python -m pip install --quiet --upgrade pip
-	$(4)/bin/python -m pip install --quiet -e ".[classic,test]" "$(DJANGO_NEW)"
+	$(call install_project,$(4)/bin/python,classic test,"$(DJANGO_NEW)")
 	@touch $(4)/.installed
 endef
 
