@@ -308,3 +308,25 @@ def test_reprice_until_before_since_is_refused() -> None:
         call_command("ag2_logging_reprice", "--since", "2026-02-01", "--until", "2026-01-31")
     with pytest.raises(CommandError, match="--until takes a date"):
         call_command("ag2_logging_reprice", "--until", "soon")
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 1_000])
+def test_a_repricing_counts_the_same_whatever_its_batches(llm: FakeLLMServer, batch_size: int) -> None:
+    """Each batch counts apart and is added to the result (RepriceResult.merge, so that a batch
+    run again after a deadlock counts once): one call per batch or all in one, the same result."""
+    from ag2_logging.pipeline.reprice import reprice
+
+    run_chat(llm, "c-a", turns=2)
+    run_chat(llm, "c-b", model="gpt-4o")
+    run_chat(llm, "c-c", model="unknown-model-xyz")
+    ModelPrice.objects.create(model="gpt-4o*", input_per_mtok=Decimal("3"), output_per_mtok=Decimal("9"))
+    ModelPrice.objects.create(
+        model="unknown-model-xyz", input_per_mtok=Decimal("1"), output_per_mtok=Decimal("2")
+    )
+    price_overrides.invalidate()
+    whole = reprice(dry_run=True, batch_size=1_000).as_dict()
+    assert whole["examined"] == LLMCall.objects.count() == 4 and whole["changed"] == 4
+    assert whole["sessions"] == Session.objects.count() == 3
+    assert sorted(whole["by_model"]) == ["gpt-4o", "gpt-4o-mini", "unknown-model-xyz"]
+    assert reprice(dry_run=True, batch_size=batch_size).as_dict() == whole
+    assert reprice(batch_size=batch_size).as_dict() == {**whole, "dry_run": False}

@@ -49,6 +49,10 @@ def cost_text(known: Decimal, unpriced: int) -> str:
     return f"≥ {value}" if unpriced else str(value)
 
 
+#: The ``RepriceResult`` figures that batches add up.
+_SUMMED = ("examined", "changed", "cost_before", "cost_after", "unpriced_before", "unpriced_after")
+
+
 @dataclass
 class RepriceResult:
     """What a repricing examined and changed. Costs are USD sums of the calls' *known* costs;
@@ -69,12 +73,8 @@ class RepriceResult:
 
     def merge(self, other: RepriceResult) -> None:
         """Add ``other``'s counts (one batch's) to these."""
-        self.examined += other.examined
-        self.changed += other.changed
-        self.cost_before += other.cost_before
-        self.cost_after += other.cost_after
-        self.unpriced_before += other.unpriced_before
-        self.unpriced_after += other.unpriced_after
+        for name in _SUMMED:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
         self.sessions |= other.sessions
         for model, pair in other.by_model.items():
             costs = self.by_model.setdefault(model, [Decimal(0), Decimal(0)])
