@@ -79,15 +79,20 @@ def _owner() -> str:
     return f"{conf.resolved.host_name}:{os.getpid()}:{threading.get_ident()}:{uuid.uuid4().hex[:8]}"
 
 
-def _take_lease(session_id: uuid.UUID, owner: str) -> bool:
+def _lease(session_ids: list[uuid.UUID], owner: str) -> int:
+    """Lease those of ``session_ids`` that are free (or ``owner``'s already) to ``owner``, in one
+    conditional ``UPDATE`` that works on every database; the number of rows leased."""
     now = _now()
     free = Q(lease_until__isnull=True) | Q(lease_until__lt=now) | Q(lease_owner=owner)
-    updated = (
-        Session.objects.filter(pk=session_id)
+    return (
+        Session.objects.filter(pk__in=session_ids)
         .filter(free)
         .update(lease_owner=owner, lease_until=now + dt.timedelta(seconds=LEASE_SECONDS))
     )
-    return updated == 1
+
+
+def _take_lease(session_id: uuid.UUID, owner: str) -> bool:
+    return _lease([session_id], owner) == 1
 
 
 @contextmanager
@@ -313,15 +318,11 @@ def _run_steps(
             return session
         if did:
             result.ran.append(step)
-            if step in _REREAD_AFTER and step != steps[-1]:
-                session = _fresh(key)
+            if step == "ingest" and step != steps[-1]:
+                session = _fresh(key)  # its totals, which the row in hand does not show
     if "ingest" in steps and session.pipeline_error:
         _clear_error(key)
     return session
-
-
-#: The steps that change the row in ways the row in hand does not show (ingest's totals).
-_REREAD_AFTER = frozenset({"ingest", "summarize"})
 
 
 def _clear_error(key: uuid.UUID) -> None:
@@ -390,11 +391,7 @@ def process_sessions(
 def _take_leases(keys: list[uuid.UUID], owner: str) -> dict[uuid.UUID, Session]:
     """Lease every session of ``keys`` that is free, for ``owner``, in one ``UPDATE``; the rows
     leased, read once (in the order of ``keys``)."""
-    now = _now()
-    free = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
-    Session.objects.filter(pk__in=keys).filter(free).update(
-        lease_owner=owner, lease_until=now + dt.timedelta(seconds=LEASE_SECONDS)
-    )
+    _lease(keys, owner)
     rows = Session.objects.in_bulk(keys)
     return {key: rows[key] for key in keys if key in rows and rows[key].lease_owner == owner}
 

@@ -67,9 +67,9 @@ def add_sessions(batch: Iterable[tuple[Session, Keyed]], numbers_of: Numbers) ->
         tags = sorted(set(session.tags or ()))
         groups = [(key, numbers_of(row)) for key, row in keyed]
         for key, numbers in groups:
-            _sum_into(users, (*key, user), numbers)
+            sum_into(users, (*key, user), numbers)
             for tag in tags:
-                _sum_into(tagged, (tag, *key, user), numbers)
+                sum_into(tagged, (tag, *key, user), numbers)
         rows = [
             [key[0].isoformat(), key[3], key[4], key[5], str(n["cost"]), n["unpriced_calls"]]
             for key, n in groups
@@ -82,9 +82,10 @@ def add_sessions(batch: Iterable[tuple[Session, Keyed]], numbers_of: Numbers) ->
     return shares
 
 
-def _sum_into(
+def sum_into(
     rows: dict[tuple[Any, ...], dict[str, Any]], key: tuple[Any, ...], numbers: dict[str, Any]
 ) -> None:
+    """Add ``numbers`` (a group's figures) to those of ``key`` in ``rows``, figure by figure."""
     before = rows.get(key)
     rows[key] = dict(numbers) if before is None else {name: before[name] + numbers[name] for name in before}
 

@@ -253,8 +253,7 @@ def summarize_sessions(session_ids: Sequence[uuid.UUID | str]) -> list[uuid.UUID
                 row["provider"],
             )
             keyed[session.pk].append((key, row))
-            numbers = _numbers(row)
-            totals[key] = numbers if key not in totals else _plus(totals[key], numbers)
+            people_rollups.sum_into(totals, key, _numbers(row))
         # In key order: concurrent sessions (and reprice) lock the rows they share in one order.
         for key, numbers in sorted(totals.items(), key=key_order):
             add_to_rollups(dict(zip(KEY, key, strict=True)), numbers)
@@ -289,11 +288,6 @@ def _add_model_days(calls: Any, sessions: dict[uuid.UUID, Session]) -> None:
         add_to_model_rollups(
             dict(zip(MODEL_TOTAL_KEY, total_key, strict=True)), count, buckets, ModelDayTotalRollup
         )
-
-
-def _plus(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    """Two ``_numbers`` results added, figure by figure."""
-    return {name: a[name] + b[name] for name in a}
 
 
 def _first_recomputed_day() -> dt.date | None:
