@@ -429,3 +429,38 @@ def test_a_request_outside_any_session_is_never_budgeted(llm: FakeLLMServer) -> 
     client = openai.OpenAI(base_url=llm.base_url, api_key="sk-test-outside", max_retries=0)
     client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
     assert len(llm.served) == 1
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="os.fork")
+def test_a_forked_child_moves_spend_on_threads_of_its_own() -> None:
+    """Forked while the parent's spend-move threads were all busy (sessions that ended on an
+    event loop), a child's own moves still run, and it does not wait for the parent's."""
+    import os
+
+    release = threading.Event()
+    held = [enforce._executor.submit(release.wait, 30) for _ in range(4)]  # every thread busy
+    with enforce._pending_lock:
+        enforce._pending.update(held)
+    try:
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report, never return into pytest
+            try:
+                ran = enforce._executor.submit(lambda: "ran").result(timeout=5)
+                enforce.drain(1.0)
+                report = f"{ran} drained"
+            except BaseException as exc:  # reported to the parent
+                report = f"error {exc!r}"
+            os.write(write, report.encode())
+            os._exit(0)
+        os.close(write)
+        with os.fdopen(read, "rb") as pipe:
+            report = pipe.read().decode()
+        os.waitpid(pid, 0)
+        assert report == "ran drained", report
+    finally:
+        release.set()
+        for future in held:
+            future.result(timeout=30)
+        with enforce._pending_lock:
+            enforce._pending.difference_update(held)

@@ -3,6 +3,7 @@ leaving ``with ag2_logging_session(...)`` waits for (``ag2_logging.pipeline.db``
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -96,6 +97,38 @@ def test_a_job_that_never_ran_is_not_left_counted() -> None:
     flush()
     assert db_habits._callers == 0
     assert Session.objects.filter(chat_id="callers-first").count() == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork")
+def test_a_forked_child_does_not_wait_for_its_parents_queued_jobs() -> None:
+    """A Celery prefork child or a gunicorn worker forked while the parent's database thread had
+    work: the child has no such thread, so it must not give way to the parent's jobs."""
+    release, held, _ = _blocked_db_job()
+    try:
+        assert db_habits._callers == 1
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report, never return into pytest
+            try:
+                started = time.monotonic()
+                db_habits.give_way(timeout=5)
+                report = f"{db_habits._callers} {time.monotonic() - started:.3f}"
+            except BaseException as exc:  # reported to the parent
+                report = f"error {exc!r}"
+            os.write(write, report.encode())
+            os._exit(0)
+        os.close(write)
+        with os.fdopen(read, "rb") as pipe:
+            report = pipe.read().decode()
+        os.waitpid(pid, 0)
+        callers, waited = report.split()
+        assert callers == "0", report
+        assert float(waited) < 1.0, report  # it did not wait out the 5 s
+        assert db_habits._callers == 1  # the parent still counts its own job
+    finally:
+        release.set()
+        held.result(timeout=30)
+    assert db_habits._callers == 0
 
 
 @pytest.mark.skipif(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -53,6 +54,18 @@ _executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ag2-budgets")
 #: Session-end moves handed to ``_executor`` by a session that ended on an event loop.
 _pending: set[Future[None]] = set()
 _pending_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    # A forked child (Celery prefork, gunicorn) has none of the parent's executor threads: a new
+    # executor, and none of the parent's moves to wait for.
+    global _executor, _pending, _pending_lock
+    _executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ag2-budgets")
+    _pending = set()
+    _pending_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def set_clock(clock: Callable[[], datetime] | None) -> None:

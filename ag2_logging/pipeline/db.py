@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -89,6 +90,17 @@ GIVE_WAY_SECONDS = 0.25
 #: How often a database-thread row write tries SQLite's write lock again (for as long as the
 #: connection's ``timeout`` option says, as SQLite's busy handler would).
 LOCK_POLL_SECONDS = 0.0005
+
+
+def _after_fork_in_child() -> None:
+    # The parent's queued jobs belong to its database thread, which the child does not have (a
+    # count carried over would never fall, and the child's pipeline would wait before every query).
+    global _callers, _callers_done
+    _callers = 0
+    _callers_done = threading.Condition()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def caller_job_queued() -> None:
