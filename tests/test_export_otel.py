@@ -387,6 +387,9 @@ def _attrs(span: Any) -> dict[str, Any]:
 def receiver(no_globals: None) -> Iterator[Receiver]:
     server = Receiver()
     yield server
+    # The app's providers export what they hold when shut down: while the receiver still listens
+    # (stopped first, each export would retry against a closed port until its timeout).
+    otel.reset_for_tests()
     server.stop()
 
 
@@ -435,6 +438,7 @@ def test_collector_killed_mid_run_loses_and_duplicates_nothing(llm, settings, re
         export.after_summarize(sessions[-1].pk)  # exports c4, then the backlog c2, c3
         spans = back.spans()
     finally:
+        otel.reset_for_tests()  # the providers' last export, while the collector listens
         back.stop()
     ids = [(s.trace_id, s.span_id) for s in spans]
     assert len(ids) == len(set(ids)) == 8  # 4 sessions x (root + one call): nothing twice

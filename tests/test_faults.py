@@ -208,8 +208,8 @@ def test_a_storage_down_at_session_end_gets_the_journal_once_it_is_back(
     llm: FakeLLMServer, tmp_path: Path, settings: Any
 ) -> None:
     """Celery mode with JOURNAL_STORAGE refusing the writer's first two publishes: the chain is
-    sent at once, and the writer publishes the journal on its own retries (2 then 4 seconds
-    later), so a worker on another host, which waits for the published copy, ingests it."""
+    sent at once, and the writer publishes the journal on its own retries (its schedule shortened
+    here), so a worker on another host, which waits for the published copy, ingests it."""
     from kombu import Connection
 
     from ag2_logging.pipeline import chain
@@ -222,7 +222,8 @@ def test_a_storage_down_at_session_end_gets_the_journal_once_it_is_back(
         from django.conf import settings
         from ag2_logging.conf import conf
         from ag2_logging.models import Session
-        from ag2_logging.pipeline import handoff, modes
+        from ag2_logging.pipeline import chain, handoff, modes
+        chain.retry_delay = lambda attempt: 0.3 * attempt  # the schedule shortened (2, 4 s: 0.3, 0.6 s)
         settings.STORAGES = {**settings.STORAGES, "journals": {
             "BACKEND": "tests.support.FlakyStorage", "OPTIONS": {"location": os.environ["SHARED"]}}}
         settings.AG2_LOGGING = {**settings.AG2_LOGGING, "JOURNAL_STORAGE": "journals"}
