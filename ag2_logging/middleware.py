@@ -158,17 +158,19 @@ class Ag2LoggingMiddleware:
             return await get_response(request)
         recorder, started = opened
         token = current_session.set(recorder)
+        # The row writes are shielded: a cancelled request (the client went away) must not
+        # cancel them on the database thread.
         try:
-            await asyncio.wrap_future(started)
+            await asyncio.shield(asyncio.wrap_future(started))
             response = await get_response(request)
         except BaseException as exc:
             current_session.reset(token)
-            await asyncio.wrap_future(close_session(recorder, *status_for(exc), wait=False))
+            await asyncio.shield(asyncio.wrap_future(close_session(recorder, *status_for(exc), wait=False)))
             raise
         current_session.reset(token)
         ended = _end(recorder, request, response, wait=False)
         if ended is not None:
-            await asyncio.wrap_future(ended)
+            await asyncio.shield(asyncio.wrap_future(ended))
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> None:

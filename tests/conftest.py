@@ -14,6 +14,7 @@ from ag2_logging.capture import unattributed
 from ag2_logging.capture.context import bindings, current_session
 from ag2_logging.conf import conf
 from ag2_logging.integrations import ag2_available, classic_available
+from ag2_logging.pipeline import db as db_habits
 from ag2_logging.testing import FakeLLMServer
 
 TEST_API_KEY = "sk-test-Zq8c1x9VbN3mK2pL7wR4tY6uI0oPaSdF"
@@ -98,6 +99,9 @@ def logs_dir(tmp_path: Path, settings: Any) -> Iterator[Path]:
     unattributed.reset()
     yield tmp_path / "logs"
     flush()
+    # Every database-thread job queued in the test has run or was withdrawn: one left counted
+    # would make the pipeline wait before each of its queries for the rest of the process.
+    assert db_habits._callers == 0, "a database-thread job is still counted after flush()"
     conf.reload()
 
 

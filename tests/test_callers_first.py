@@ -99,6 +99,25 @@ def test_a_job_that_never_ran_is_not_left_counted() -> None:
     assert Session.objects.filter(chat_id="callers-first").count() == 1
 
 
+def test_a_job_cancelled_before_it_ran_is_not_left_counted() -> None:
+    """A task awaiting ``asyncio.wrap_future`` of a job and then cancelled cancels the job; had
+    it stayed counted, the pipeline would wait before every query for the rest of the process."""
+    release, held, _ = _blocked_db_job()
+    try:
+        queued = db_thread.submit_db(lambda: None)
+        assert db_habits._callers == 2
+        assert queued.cancel()
+        assert db_habits._callers == 1
+    finally:
+        release.set()
+        held.result(timeout=30)
+    flush()
+    assert db_habits._callers == 0
+    started = time.monotonic()
+    db_habits.give_way(timeout=5)
+    assert time.monotonic() - started < 1.0
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork")
 def test_a_forked_child_does_not_wait_for_its_parents_queued_jobs() -> None:
     """A Celery prefork child or a gunicorn worker forked while the parent's database thread had

@@ -39,6 +39,7 @@ from ag2_logging.capture.journal import read_journal
 from ag2_logging.capture.scope import get_ag2_runtime_logger, status_for
 from ag2_logging.conf import conf
 from ag2_logging.models import LLMCall, Session
+from ag2_logging.pipeline import db as db_habits
 from ag2_logging.pipeline.ingest import ingest_journal
 from ag2_logging.testing import FakeLLMServer
 from tests.conftest import expected_cost, llm_config
@@ -283,6 +284,7 @@ def test_cancelled_while_the_row_is_written_still_ends_the_session() -> None:
         held.result(timeout=30)
     flush()
     assert Session.objects.get().status == "cancelled"
+    assert db_habits._callers == 0  # the start row was written, not cancelled and left counted
 
 
 # -- 21. live totals count what ingest counts -----------------------------------------------------------

@@ -322,3 +322,42 @@ def test_to_thread_and_run_in_executor_are_attributed(llm: FakeLLMServer) -> Non
         assert len(contents) == 2
         assert any(f"[[marker:th{n}]]" in c for c in contents)
         assert any(f"[[marker:ex{n}]]" in c for c in contents)
+
+
+def test_a_request_cancelled_while_its_row_is_written_still_ends_its_session() -> None:
+    """An ASGI request cancelled (the client went away) while the middleware waits for the
+    session's first row: the rows are still written on the database thread and the session
+    ends cancelled; the cancelled wait withdraws nothing from the database thread."""
+    import threading
+
+    from ag2_logging.capture import db_thread
+    from ag2_logging.middleware import Ag2LoggingMiddleware
+    from ag2_logging.pipeline import db as db_habits
+
+    async def view(request: Any) -> Any:
+        await asyncio.sleep(3600)
+
+    middleware = Ag2LoggingMiddleware(view)
+    request = RequestFactory().get("/mw/async/", headers={"X-Enterprise-ID": "acme"})
+    release = threading.Event()
+    held = db_thread.submit_db(release.wait)
+
+    async def main() -> None:
+        task = asyncio.create_task(middleware(request))
+        for _ in range(3):
+            await asyncio.sleep(0)  # the task now waits for its first row
+        task.cancel()
+        await asyncio.sleep(0)
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    try:
+        asyncio.run(main())
+    finally:
+        release.set()
+        held.result(timeout=30)
+    flush()
+    assert db_habits._callers == 0
+    session = Session.objects.get()
+    assert (session.status, session.enterprise_id) == ("cancelled", "acme")

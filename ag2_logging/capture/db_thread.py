@@ -80,10 +80,19 @@ def submit_db(fn: Callable[..., Any], *args: Any) -> Future[None]:
     thread gives way while such jobs are queued (``pipeline.db.give_way``)."""
     db_habits.caller_job_queued()
     try:
-        return _db_executor().submit(_guarded, fn, *args)
+        future = _db_executor().submit(_guarded, fn, *args)
     except BaseException:  # not queued (the interpreter is shutting down)
         db_habits.caller_job_done()
         raise
+    # A job cancelled before it ran (an asyncio.wrap_future awaited by a cancelled task cancels
+    # it) never reaches _guarded: it is no longer queued either.
+    future.add_done_callback(_uncount_if_cancelled)
+    return future
+
+
+def _uncount_if_cancelled(future: Future[None]) -> None:
+    if future.cancelled():
+        db_habits.caller_job_done()
 
 
 def wait(future: Future[None]) -> None:

@@ -331,7 +331,8 @@ class ag2_logging_session:
         self._recorder.budget_limit = self.budget
         self._token = current_session.set(self._recorder)
         try:
-            await asyncio.wrap_future(future)
+            # Shielded: a cancelled task must not cancel the row write itself.
+            await asyncio.shield(asyncio.wrap_future(future))
         except BaseException as exc:
             # Cancelled while the row was being written: ``async with`` calls no __aexit__ when
             # __aenter__ raises, so the session ends here (the row is still written).
