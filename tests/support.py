@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -121,6 +121,25 @@ def stop_worker(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def in_fork(report: Callable[[], str]) -> str:
+    """``report()`` run in a child forked from this process (which keeps its threads' state but
+    not the threads), its string sent back; ``"error <exc>"`` when it raised."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: answer, never return into pytest
+        try:
+            answer = report()
+        except BaseException as exc:  # reported to the parent
+            answer = f"error {exc!r}"
+        os.write(write, answer.encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        answer = pipe.read().decode()
+    os.waitpid(pid, 0)
+    return answer
 
 
 def wait_for(predicate: Any, *, timeout: float = 120, interval: float = 0.2, what: str = "condition") -> None:

@@ -4,6 +4,7 @@ genai-prices' own ``calc_price``, request counts from the server)."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -27,7 +28,7 @@ from ag2_logging.models import Budget, Session
 from ag2_logging.signals import budget_threshold_reached
 from ag2_logging.testing.fake_llm import FakeLLMServer
 from tests.conftest import expected_cost, llm_config
-from tests.support import BROKER_URL
+from tests.support import BROKER_URL, in_fork
 
 pytestmark = pytest.mark.django_db(transaction=True)
 #: The Redis database of this run's broker (each `make test` run has its own, so runs side by
@@ -431,32 +432,22 @@ def test_a_request_outside_any_session_is_never_budgeted(llm: FakeLLMServer) -> 
     assert len(llm.served) == 1
 
 
-@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="os.fork")
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork")
 def test_a_forked_child_moves_spend_on_threads_of_its_own() -> None:
     """Forked while the parent's spend-move threads were all busy (sessions that ended on an
     event loop), a child's own moves still run, and it does not wait for the parent's."""
-    import os
-
     release = threading.Event()
     held = [enforce._executor.submit(release.wait, 30) for _ in range(4)]  # every thread busy
     with enforce._pending_lock:
         enforce._pending.update(held)
     try:
-        read, write = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: report, never return into pytest
-            try:
-                ran = enforce._executor.submit(lambda: "ran").result(timeout=5)
-                enforce.drain(1.0)
-                report = f"{ran} drained"
-            except BaseException as exc:  # reported to the parent
-                report = f"error {exc!r}"
-            os.write(write, report.encode())
-            os._exit(0)
-        os.close(write)
-        with os.fdopen(read, "rb") as pipe:
-            report = pipe.read().decode()
-        os.waitpid(pid, 0)
+
+        def child() -> str:
+            ran = enforce._executor.submit(lambda: "ran").result(timeout=5)
+            enforce.drain(1.0)
+            return f"{ran} drained"
+
+        report = in_fork(child)
         assert report == "ran drained", report
     finally:
         release.set()

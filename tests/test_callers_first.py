@@ -16,6 +16,7 @@ from ag2_logging import ag2_logging_session, flush
 from ag2_logging.capture import db_thread
 from ag2_logging.models import Session
 from ag2_logging.pipeline import db as db_habits
+from tests.support import in_fork
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -125,21 +126,13 @@ def test_a_forked_child_does_not_wait_for_its_parents_queued_jobs() -> None:
     release, held, _ = _blocked_db_job()
     try:
         assert db_habits._callers == 1
-        read, write = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: report, never return into pytest
-            try:
-                started = time.monotonic()
-                db_habits.give_way(timeout=5)
-                report = f"{db_habits._callers} {time.monotonic() - started:.3f}"
-            except BaseException as exc:  # reported to the parent
-                report = f"error {exc!r}"
-            os.write(write, report.encode())
-            os._exit(0)
-        os.close(write)
-        with os.fdopen(read, "rb") as pipe:
-            report = pipe.read().decode()
-        os.waitpid(pid, 0)
+
+        def child() -> str:
+            started = time.monotonic()
+            db_habits.give_way(timeout=5)
+            return f"{db_habits._callers} {time.monotonic() - started:.3f}"
+
+        report = in_fork(child)
         callers, waited = report.split()
         assert callers == "0", report
         assert float(waited) < 1.0, report  # it did not wait out the 5 s
