@@ -280,3 +280,39 @@ def test_log_filter_knows_the_session_on_ag2_executor_threads(
     assert record.threadName != "MainThread"  # logged on AG2's executor thread
     assert record.session_id == str(recorder.session_id)  # type: ignore[attr-defined]
     assert record.enterprise_id == "ent-exec"  # type: ignore[attr-defined]
+
+
+def test_the_heartbeat_touches_running_sessions_only_and_loads_nothing_more(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The heartbeat runs on the database thread, which session start and end wait on: it is one
+    UPDATE of the running rows, without importing the pipeline's recovery modules (that import
+    paused the thread for tens of milliseconds at the first beat)."""
+    import sys
+
+    from ag2_logging.capture import db_thread
+    from ag2_logging.capture.counters import stats
+    from ag2_logging.pipeline import handoff
+
+    def beats() -> dict[str, Any]:
+        return dict(Session.objects.values_list("chat_id", "last_heartbeat_at"))
+
+    with ag2_logging_session("c-beat-done", "wf", "acme") as done:
+        assert done is not None
+    with ag2_logging_session("c-beat-running", "wf", "acme") as running:
+        assert running is not None
+        flush()
+        before, failures = beats(), stats.get("db_failures", 0)
+        for name in (
+            "ag2_logging.pipeline.recovery",
+            "ag2_logging.pipeline.chain",
+            "ag2_logging.pipeline.ingest",
+        ):
+            monkeypatch.setitem(sys.modules, name, None)  # importing any of them now raises
+        db_thread.submit_db(handoff.beat, [running.session_id, done.session_id]).result(timeout=30)
+        monkeypatch.undo()
+        after = beats()
+        assert stats.get("db_failures", 0) == failures  # the job raised nothing (it is logged, not raised)
+    assert after["c-beat-running"] is not None
+    assert before["c-beat-running"] is None or after["c-beat-running"] > before["c-beat-running"]
+    assert after["c-beat-done"] == before["c-beat-done"]

@@ -25,7 +25,7 @@ from ag2_logging.events import SESSION_COUNTERS
 live: dict[uuid.UUID | None, Any] = {}
 _thread: threading.Thread | None = None
 _lock = threading.Lock()
-#: What a heartbeat runs on the database thread (``recovery.beat``, handed in by the pipeline).
+#: What a heartbeat runs on the database thread (``pipeline.handoff.beat``, handed in by the pipeline).
 _beat: Callable[[list[uuid.UUID]], None] | None = None
 #: Sessions whose live counters were handed over: (recorder, the totals handed over last).
 _handed: dict[uuid.UUID, tuple[Any, dict[str, Any]]] = {}

@@ -337,14 +337,3 @@ def _ingest_file(path: Path, result: RecoveryResult, *, unfinished: str | None, 
     if orphan and outcome.session_id is not None:
         result.orphans.append(str(outcome.session_id))
     return True
-
-
-# -- heartbeats ----------------------------------------------------------------------------------
-
-
-def beat(session_ids: list[uuid.UUID]) -> None:
-    """Touch the running sessions' rows (called on the app's database thread)."""
-    if session_ids:
-        Session.objects.filter(pk__in=session_ids, status=Session.Status.RUNNING).update(
-            last_heartbeat_at=dt.datetime.now(dt.UTC)
-        )
