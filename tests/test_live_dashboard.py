@@ -20,7 +20,7 @@ from django.contrib.auth.models import Permission, User
 from django.db import connections
 from django.test import Client
 
-from ag2_logging import ag2_logging_session
+from ag2_logging import ag2_logging_session, flush
 from ag2_logging.budgets import enforce
 from ag2_logging.capture import heartbeat
 from ag2_logging.conf import conf
@@ -566,3 +566,35 @@ def test_a_script_ending_before_the_next_hand_over_still_counts(
     assert data["today"]["calls"] == 1
     assert Decimal(data["today"]["cost"]) == CALL
     assert [row["session_id"] for row in data["latest_calls"]] == [proc.stdout.split()[-1]]
+
+
+def test_the_counters_handed_over_at_session_end_do_not_hold_up_the_caller(
+    llm: FakeLLMServer, fast_live: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A session's end hands its last live counts over through the database thread: after the
+    Session row the caller waits for, never before it (a second write transaction, behind the
+    same SQLite lock, that doubled the time to leave a session)."""
+    seen: list[str] = []
+    release = threading.Event()
+    real = counters.write_quietly
+
+    def held_write(deltas: list[dict[str, Any]]) -> None:
+        seen.append(Session.objects.get(chat_id="live-end").status)  # the row, as it is by then
+        release.wait(30)
+        real(deltas)
+
+    monkeypatch.setattr(counters, "write_quietly", held_write)
+    failures = counters.failures["writes"]
+    try:
+        with ag2_logging_session("live-end", "wf", "acme"):
+            assistant = autogen.AssistantAgent("assistant", llm_config=llm_config(llm))
+            user = autogen.ConversableAgent("user", llm_config=False, human_input_mode="NEVER")
+            user.initiate_chat(assistant, message="hello [[terminate]]", max_turns=1, silent=True)
+        # Left: the row says so while the counters' write is still held on the database thread.
+        assert Session.objects.get(chat_id="live-end").status == "completed"
+        wait_for(lambda: bool(seen), timeout=30, what="the counters' hand-over")
+        assert seen == ["completed"]
+    finally:
+        release.set()
+    flush()
+    assert counters.failures["writes"] == failures

@@ -149,7 +149,6 @@ def close_session(
         return done
     recorder.finish(status, redact_text(error, recorder.totals.redactions)[:10_000])
     heartbeat.live.pop(recorder.session_id, None)
-    heartbeat.hand_over_ended()
     bindings.release(recorder)
     header = recorder.header()
     totals = recorder.totals.as_dict()
@@ -174,6 +173,9 @@ def close_session(
         )
     )
     future = db_thread.submit_db(handoff.persist_end, header, end)
+    # Queued after the row the caller waits for, not before it: the live counters' write is a
+    # second transaction (on SQLite, behind the same write lock) that the caller need not wait on.
+    heartbeat.hand_over_ended()
     if wait:
         db_thread.wait(future)
     if signals.session_finished.receivers:
