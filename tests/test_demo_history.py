@@ -88,6 +88,10 @@ def test_seed_gives_60_days_and_a_second_run_adds_nothing(tmp_path: Path) -> Non
     )
     first = _seed(tmp_path)
     assert "History: " in first.stdout
+    # --quiet: AG2's per-call "The cost will be 0" for the demo's unpriced model is not repeated
+    # (the app records those calls with an unknown cost and says so once).
+    assert "The cost will be 0" not in first.stdout + first.stderr
+    assert "No price for model 'acme-internal-llm'" in first.stderr
     db = sqlite3.connect(tmp_path / "demo.sqlite3")
     try:
         today = dt.datetime.now(dt.UTC).date()

@@ -25,6 +25,7 @@ import contextlib
 import datetime as dt
 import importlib.util
 import io
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -135,12 +136,20 @@ SEEDED: tuple[str, ...] = tuple(chat_id_of(spec) for spec in WORKFLOWS)
 
 @contextlib.contextmanager
 def _quiet(enabled: bool) -> Iterator[None]:
-    """Swallow AG2's console output (its IOStream prints to stdout) when ``enabled``."""
+    """Swallow AG2's console output (its IOStream prints to stdout) when ``enabled``, and AG2's
+    own warning that a model it cannot price "will cost 0", repeated at every call of the demo's
+    unpriced model: ag2_logging records those calls with an unknown cost and says so once."""
     if not enabled:
         yield
         return
-    with contextlib.redirect_stdout(io.StringIO()):
-        yield
+    client_log = logging.getLogger("autogen.oai.client")
+    level = client_log.level
+    client_log.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        client_log.setLevel(level)
 
 
 def _team(spec: DemoWorkflow, base_url: str) -> Any:
