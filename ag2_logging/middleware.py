@@ -19,7 +19,6 @@ metadata come from :func:`logged_view`.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -27,7 +26,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import Resolver404, resolve
 
-from ag2_logging.capture import people
+from ag2_logging.capture import db_thread, people
 from ag2_logging.capture.context import current_session
 from ag2_logging.capture.recorder import SessionRecorder
 from ag2_logging.capture.scope import close_session, open_session, status_for
@@ -158,19 +157,18 @@ class Ag2LoggingMiddleware:
             return await get_response(request)
         recorder, started = opened
         token = current_session.set(recorder)
-        # The row writes are shielded: a cancelled request (the client went away) must not
-        # cancel them on the database thread.
+        # A cancelled request (the client went away) does not cancel its row writes.
         try:
-            await asyncio.shield(asyncio.wrap_future(started))
+            await db_thread.wait_async(started)
             response = await get_response(request)
         except BaseException as exc:
             current_session.reset(token)
-            await asyncio.shield(asyncio.wrap_future(close_session(recorder, *status_for(exc), wait=False)))
+            await db_thread.wait_async(close_session(recorder, *status_for(exc), wait=False))
             raise
         current_session.reset(token)
         ended = _end(recorder, request, response, wait=False)
         if ended is not None:
-            await asyncio.shield(asyncio.wrap_future(ended))
+            await db_thread.wait_async(ended)
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> None:

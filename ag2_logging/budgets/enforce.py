@@ -50,7 +50,13 @@ _accounts: dict[str, Account] = {}
 _accounts_lock = threading.Lock()
 _local = LocalLedger()
 _shared: dict[str, Ledger] = {}
-_executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ag2-budgets")
+
+
+def _new_executor() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="ag2-budgets")
+
+
+_executor = _new_executor()
 #: Session-end moves handed to ``_executor`` by a session that ended on an event loop.
 _pending: set[Future[None]] = set()
 _pending_lock = threading.Lock()
@@ -60,7 +66,7 @@ def _after_fork_in_child() -> None:
     # A forked child (Celery prefork, gunicorn) has none of the parent's executor threads: a new
     # executor, and none of the parent's moves to wait for.
     global _executor, _pending, _pending_lock
-    _executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ag2-budgets")
+    _executor = _new_executor()
     _pending = set()
     _pending_lock = threading.Lock()
 

@@ -84,8 +84,8 @@ def submit_db(fn: Callable[..., Any], *args: Any) -> Future[None]:
     except BaseException:  # not queued (the interpreter is shutting down)
         db_habits.caller_job_done()
         raise
-    # A job cancelled before it ran (an asyncio.wrap_future awaited by a cancelled task cancels
-    # it) never reaches _guarded: it is no longer queued either.
+    # A job cancelled before it ran (by its caller; ``wait_async`` never cancels one) never
+    # reaches _guarded: it is no longer queued either.
     future.add_done_callback(_uncount_if_cancelled)
     return future
 
@@ -103,6 +103,13 @@ def wait(future: Future[None]) -> None:
         future.result(timeout=DB_WAIT_SECONDS)
     except Exception:
         logger.warning("ag2_logging database thread did not answer within %ss", DB_WAIT_SECONDS)
+
+
+async def wait_async(future: Future[None]) -> None:
+    """Await ``future`` from an event loop. Shielded: a cancelled awaiting task gets its
+    ``CancelledError`` while the job still runs (an unshielded ``asyncio.wrap_future`` would
+    cancel the job itself, and with it a Session row write)."""
+    await asyncio.shield(asyncio.wrap_future(future))
 
 
 def drain(timeout: float = DB_WAIT_SECONDS) -> None:

@@ -333,8 +333,7 @@ class ag2_logging_session:
         self._recorder.budget_limit = self.budget
         self._token = current_session.set(self._recorder)
         try:
-            # Shielded: a cancelled task must not cancel the row write itself.
-            await asyncio.shield(asyncio.wrap_future(future))
+            await db_thread.wait_async(future)
         except BaseException as exc:
             # Cancelled while the row was being written: ``async with`` calls no __aexit__ when
             # __aenter__ raises, so the session ends here (the row is still written).
@@ -351,7 +350,7 @@ class ag2_logging_session:
         self._reset()
         future = close_session(recorder, *status_for(exc), wait=False)
         try:
-            await asyncio.shield(asyncio.wrap_future(future))
+            await db_thread.wait_async(future)
         except asyncio.CancelledError:
             pass  # the row is still written by the database thread
 
