@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -121,6 +122,21 @@ def stop_worker(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+@contextmanager
+def database_thread_held() -> Iterator[threading.Event]:
+    """The app's database thread busy with a job until the yielded event is set; on leaving, the
+    event is set and the job waited for."""
+    from ag2_logging.capture import db_thread
+
+    release = threading.Event()
+    held = db_thread.submit_db(release.wait)
+    try:
+        yield release
+    finally:
+        release.set()
+        held.result(timeout=30)
 
 
 def in_fork(report: Callable[[], str]) -> str:

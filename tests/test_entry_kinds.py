@@ -33,7 +33,7 @@ import pytest
 from django.test import AsyncClient, Client
 
 from ag2_logging import ag2_logged, ag2_logging_session, current_session_id, flush, session_totals
-from ag2_logging.capture import db_thread, unattributed
+from ag2_logging.capture import unattributed
 from ag2_logging.capture.context import bindings, current_session
 from ag2_logging.capture.journal import read_journal
 from ag2_logging.capture.scope import get_ag2_runtime_logger, status_for
@@ -43,6 +43,7 @@ from ag2_logging.pipeline import db as db_habits
 from ag2_logging.pipeline.ingest import ingest_journal
 from ag2_logging.testing import FakeLLMServer
 from tests.conftest import expected_cost, llm_config
+from tests.support import database_thread_held
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -256,10 +257,8 @@ def test_status_for_each_ending(make: Callable[[], BaseException | None], status
 def test_cancelled_while_the_row_is_written_still_ends_the_session() -> None:
     """``async with`` calls no ``__aexit__`` when ``__aenter__`` is cancelled: the session must end
     anyway. The database thread is held so the cancellation lands while the row is pending."""
-    release = threading.Event()
-    held = db_thread.submit_db(release.wait)
 
-    async def main() -> None:
+    async def main(release: threading.Event) -> None:
         entered = asyncio.Event()
 
         async def body() -> None:
@@ -277,11 +276,8 @@ def test_cancelled_while_the_row_is_written_still_ends_the_session() -> None:
             await task
         assert current_session.get() is None
 
-    try:
-        asyncio.run(main())
-    finally:
-        release.set()
-        held.result(timeout=30)
+    with database_thread_held() as release:
+        asyncio.run(main(release))
     flush()
     assert Session.objects.get().status == "cancelled"
     assert db_habits._callers == 0  # the start row was written, not cancelled and left counted

@@ -17,6 +17,7 @@ from ag2_logging.models import LLMCall, Session
 from ag2_logging.testing import FakeLLMServer
 from tests import tasks
 from tests.conftest import llm_config
+from tests.support import database_thread_held
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -330,7 +331,6 @@ def test_a_request_cancelled_while_its_row_is_written_still_ends_its_session() -
     ends cancelled; the cancelled wait withdraws nothing from the database thread."""
     import threading
 
-    from ag2_logging.capture import db_thread
     from ag2_logging.middleware import Ag2LoggingMiddleware
     from ag2_logging.pipeline import db as db_habits
 
@@ -339,10 +339,8 @@ def test_a_request_cancelled_while_its_row_is_written_still_ends_its_session() -
 
     middleware = Ag2LoggingMiddleware(view)
     request = RequestFactory().get("/mw/async/", headers={"X-Enterprise-ID": "acme"})
-    release = threading.Event()
-    held = db_thread.submit_db(release.wait)
 
-    async def main() -> None:
+    async def main(release: threading.Event) -> None:
         task = asyncio.create_task(middleware(request))
         for _ in range(3):
             await asyncio.sleep(0)  # the task now waits for its first row
@@ -352,11 +350,8 @@ def test_a_request_cancelled_while_its_row_is_written_still_ends_its_session() -
         with pytest.raises(asyncio.CancelledError):
             await task
 
-    try:
-        asyncio.run(main())
-    finally:
-        release.set()
-        held.result(timeout=30)
+    with database_thread_held() as release:
+        asyncio.run(main(release))
     flush()
     assert db_habits._callers == 0
     session = Session.objects.get()
