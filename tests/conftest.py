@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from decimal import Decimal
@@ -26,6 +27,14 @@ TEST_API_KEY = "sk-test-Zq8c1x9VbN3mK2pL7wR4tY6uI0oPaSdF"
 # other module is the shared suite and runs in both. The header of each run names what it leaves
 # out, and tests/test_generations.py checks the split.
 TESTS_DIR = Path(__file__).resolve().parent
+
+# No test talks TLS to anyone (the fake LLM server, the S3 server and every service are plain TCP
+# on loopback), yet each OpenAI client that AG2 makes builds an SSL context from certifi's bundle:
+# 100-300 ms per client with OpenSSL 3.0 on a slow machine, minutes over the suite. The suite
+# trusts one certificate instead, whose key was thrown away when it was made: a context then
+# costs about a millisecond, and a test that reached a real HTTPS server would fail to verify it
+# rather than pass. Subprocesses (workers, other hosts, the Quick-start project) inherit it.
+os.environ["SSL_CERT_FILE"] = str(TESTS_DIR / "no_tls_ca.pem")
 _CLASSIC_IMPORT = re.compile(r"^(?:import autogen\b|from autogen\b|from tests\.test_classic import)", re.M)
 _AG2_IMPORT = re.compile(r"^(?:import ag2\b|from ag2\b)(?!_)", re.M)
 
