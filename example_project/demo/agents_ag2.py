@@ -15,6 +15,8 @@ Every agent carries ``logging_middleware()`` (ag2 1.x has no process-wide hook),
 from __future__ import annotations
 
 import asyncio
+import functools
+import ssl
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -113,12 +115,24 @@ class GroupChatTeam(_Team):
         return self.groupchat.messages
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One SSL context for every team's HTTP client: httpx2 otherwise loads the trust store into
+    a new one per client, 50-300 ms each with OpenSSL 3.0 (a context is shared safely)."""
+    return httpx2.create_ssl_context()
+
+
+def _http_client() -> httpx2.AsyncClient:
+    """A team's client (one per run: an async client belongs to the event loop that uses it)."""
+    return httpx2.AsyncClient(verify=_tls())
+
+
 def build_group_chat(
     *, model: str | None = None, base_url: str | None = None, max_round: int = 8
 ) -> GroupChatTeam:
     """``analyst`` (with ``lookup_price``) then ``planner``; ``max_round`` is classic AG2's bound,
     which this fixed hand-off never reaches. One run per team."""
-    http = httpx2.AsyncClient()
+    http = _http_client()
     config = model_config(model, base_url, http)
     planner = Agent("planner", PLANNER_PROMPT, config=config, middleware=middleware())
     return GroupChatTeam(http=http, analyst=_analyst(config), planner=planner)
@@ -139,5 +153,5 @@ def build_two_agent_chat(
     *, model: str | None = None, base_url: str | None = None, max_turns: int = 2
 ) -> TwoAgentTeam:
     """The analyst alone: it calls ``lookup_price``, AG2 runs the tool, the analyst reports. One run per team."""
-    http = httpx2.AsyncClient()
+    http = _http_client()
     return TwoAgentTeam(http=http, analyst=_analyst(model_config(model, base_url, http)))
