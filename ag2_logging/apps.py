@@ -51,7 +51,7 @@ class Ag2LoggingConfig(AppConfig):
 
         if _install_integrations not in capture.before_session:
             capture.before_session.append(_install_integrations)
-        if conf.enabled:
+        if conf.quietly().enabled:
             self._start_recording()
 
     @staticmethod

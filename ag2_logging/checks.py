@@ -12,7 +12,7 @@ from typing import Any
 
 from django.core.checks import CheckMessage, Error, Info, Tags, Warning, register
 
-from ag2_logging.conf import DEFAULTS, conf
+from ag2_logging.conf import JOURNAL_DIR_HINT, LOG_DIR_HINT, conf, reported_by_checks
 
 PREFIX = "ag2_logging."
 
@@ -45,34 +45,24 @@ def _writable_dir(path: Path) -> bool:
 
 @register(Tags.compatibility)
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    resolved = conf.reload()
+    resolved = conf.reload(quiet=True)
+    reported_by_checks(resolved)  # shown here: not logged again by this process
     messages: list[CheckMessage] = []
     for check_id, msg, hint in resolved.errors:
         messages.append(Error(msg, hint=hint, id=PREFIX + check_id))
     for check_id, msg, hint in resolved.warnings:
         messages.append(Warning(msg, hint=hint, id=PREFIX + check_id))
-    if resolved.unknown_keys:
-        messages.append(
-            Error(
-                f"AG2_LOGGING has unknown key(s): {', '.join(resolved.unknown_keys)}.",
-                hint="Valid keys: " + ", ".join(DEFAULTS) + ". Check the spelling (keys are upper-case).",
-                id=PREFIX + "E003",
-            )
-        )
     messages += _storage_aliases(resolved)
     if resolved.enabled:
-        for label, path in (
-            ("LOG_FILE directory", resolved.log_file.parent),
-            ("JOURNAL_DIR", resolved.journal_dir),
+        for label, path, hint in (
+            ("LOG_FILE directory", resolved.log_file.parent, LOG_DIR_HINT),
+            ("JOURNAL_DIR", resolved.journal_dir, JOURNAL_DIR_HINT),
         ):
             if not _writable_dir(path):
                 messages.append(
                     Error(
                         f"AG2 logging is on but its {label} {path} cannot be created or written.",
-                        hint=(
-                            "Make the directory writable by the user running Django, or point "
-                            "AG2_RUNTIME_LOG_FILE / LOGS_BASE_DIR / AG2_LOGGING['JOURNAL_DIR'] elsewhere."
-                        ),
+                        hint=hint,
                         id=PREFIX + "E004",
                     )
                 )
@@ -126,7 +116,7 @@ def check_pipeline_mode(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
     would read as a problem to whoever sees "System check identified some issues"."""
     from ag2_logging.pipeline import modes
 
-    resolved = conf.resolved
+    resolved = conf.quietly()
     if not resolved.enabled:  # a deploy check: a production that forgot the switch sees it
         return [
             Info(
@@ -151,7 +141,7 @@ def check_pipeline_broker(app_configs: Any = None, **kwargs: Any) -> list[CheckM
     """Celery mode with a broker that does not answer (a 1-second connection attempt)."""
     from ag2_logging.pipeline import modes
 
-    resolved = conf.resolved
+    resolved = conf.quietly()
     if not resolved.enabled or not resolved.ingest_on_session_end or modes.effective_mode() != modes.CELERY:
         return []
     ok, detail = modes.broker_status(timeout=1.0)
@@ -183,7 +173,7 @@ def _importable(module: str) -> bool:
 def check_otel(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """OpenTelemetry export switched on without its packages (E008), or with nowhere to send
     (W007: no global tracer provider at check time and no ``OTEL_ENDPOINT``)."""
-    resolved = conf.resolved
+    resolved = conf.quietly()
     if not resolved.otel:
         return []
     if not _importable("opentelemetry.sdk") or not _importable("opentelemetry.exporter.otlp.proto.http"):
@@ -221,7 +211,7 @@ def check_live_transport(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
     ``CHANNEL_LAYERS``) but Django Channels is not installed (W008): the page polls instead."""
     from django.conf import settings
 
-    wanted = conf.resolved.live_transport
+    wanted = conf.quietly().live_transport
     asgi = bool(getattr(settings, "ASGI_APPLICATION", None) or getattr(settings, "CHANNEL_LAYERS", None))
     if wanted == "polling" or (wanted == "auto" and not asgi) or _importable("channels"):
         return []

@@ -12,6 +12,7 @@ deprecated ``AUTOGEN_RUNTIME_*`` variables) and ``JOURNAL_DIR`` (beside the runt
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import re
@@ -464,12 +465,45 @@ def _user_settings(errors: Diagnostics) -> dict[str, Any]:
     return {}
 
 
+#: Check E004's hints, also given when recording finds the directory unwritable (a script runs
+#: no checks).
+LOG_DIR_HINT = (
+    "Make the directory writable by the user running Django, or point AG2_RUNTIME_LOG_FILE "
+    "(or LOGS_BASE_DIR) elsewhere."
+)
+JOURNAL_DIR_HINT = (
+    "Make the directory writable by the user running Django, or point AG2_LOGGING['JOURNAL_DIR'] "
+    "elsewhere (unset, it is the runtime log's directory + /sessions: AG2_RUNTIME_LOG_FILE, "
+    "LOGS_BASE_DIR)."
+)
+
+
+def _unknown_keys(user: dict[str, Any], errors: Diagnostics) -> tuple[str, ...]:
+    """Keys of AG2_LOGGING that no setting has (check E003, with the closest names as the hint)."""
+    unknown = tuple(sorted(str(key) for key in user if key not in DEFAULTS))
+    if unknown:
+        close = {key: difflib.get_close_matches(key.upper(), DEFAULTS, n=1, cutoff=0.6) for key in unknown}
+        guesses = [
+            f"{found[0]} for {key}" if len(unknown) > 1 else found[0] for key, found in close.items() if found
+        ]
+        errors.append(
+            (
+                "E003",
+                f"AG2_LOGGING has unknown key(s): {', '.join(unknown)}; they are ignored.",
+                (f"Did you mean {', '.join(guesses)}? " if guesses else "")
+                + "Keys are upper-case; every key is listed under Settings in the README.",
+            )
+        )
+    return unknown
+
+
 def _resolve() -> Resolved:
     errors: Diagnostics = []
     warnings: Diagnostics = []
     user = _user_settings(errors)
     enabled, enabled_source = _resolve_enabled(user, errors, warnings)
     log_file = _resolve_log_file(user, warnings)
+    unknown_keys = _unknown_keys(user, errors)
     return Resolved(
         enabled=enabled,
         log_file=log_file,
@@ -477,7 +511,7 @@ def _resolve() -> Resolved:
         **_resolve_table(user, errors),
         errors=tuple(errors),
         warnings=tuple(warnings),
-        unknown_keys=tuple(sorted(k for k in user if k not in DEFAULTS)),
+        unknown_keys=unknown_keys,
         enabled_source=enabled_source,
     )
 
@@ -496,24 +530,39 @@ def _log_errors(resolved: Resolved) -> None:
             logger.error("ag2_logging.%s %s %s", check_id, message, hint)
 
 
+def reported_by_checks(resolved: Resolved) -> None:
+    """The system checks show ``resolved``'s errors: this process does not log them again."""
+    _logged.update(message for _check_id, message, _hint in resolved.errors)
+
+
 class _Conf:
-    """Lazy view of the resolved settings: ``conf.enabled``, ``conf.log_file``..."""
+    """Lazy view of the resolved settings: ``conf.enabled``, ``conf.log_file``...
+
+    Errors among the settings are logged (once) at the first read through ``resolved`` after
+    start-up, unless the system checks have shown them first: ``quietly()`` reads without that,
+    for the app's start-up, which runs before the checks of ``manage.py check`` or ``runserver``.
+    """
 
     _cache: Resolved | None = None
 
     @property
     def resolved(self) -> Resolved:
+        cached = self.quietly()
+        if cached.errors:
+            _log_errors(cached)
+        return cached
+
+    def quietly(self) -> Resolved:
+        """The resolved settings, without logging their errors."""
         cached = self._cache
         if cached is None:
             cached = self._cache = _resolve()
-            if cached.errors:
-                _log_errors(cached)
         return cached
 
-    def reload(self) -> Resolved:
+    def reload(self, *, quiet: bool = False) -> Resolved:
         """Forget the cached values (after changing the environment at run time, for example)."""
         self._cache = None
-        return self.resolved
+        return self.quietly() if quiet else self.resolved
 
     @property
     def enabled(self) -> bool:

@@ -103,6 +103,7 @@ def test_E003_unknown_keys(env: pytest.MonkeyPatch, settings: Any) -> None:
     messages = check_settings()
     assert ids(messages) == ["ag2_logging.E003"]
     assert "ENABLE, LOGFILE" in messages[0].msg
+    assert messages[0].hint.startswith("Did you mean ENABLED for ENABLE, LOG_FILE for LOGFILE?")
 
 
 @contextlib.contextmanager
@@ -150,7 +151,10 @@ def test_E004_unwritable_directory(
         messages = check_settings()
         if unwritable:
             assert ids(messages) == ["ag2_logging.E004", "ag2_logging.E004"]  # the log's and the journals'
-            assert str(directory) in messages[0].msg and all(m.hint for m in messages)
+            assert str(directory) in messages[0].msg
+            # Each hint names the settings that move its own directory.
+            assert "AG2_RUNTIME_LOG_FILE" in messages[0].hint and "JOURNAL_DIR" not in messages[0].hint
+            assert "AG2_LOGGING['JOURNAL_DIR']" in messages[1].hint
         else:
             assert "ag2_logging.E004" not in ids(messages)
             assert sorted(tmp_path.rglob("*")) == before  # the probe leaves nothing behind
@@ -318,6 +322,8 @@ def test_manage_py_check_fails_with_the_documented_id(tmp_path: Path) -> None:
     code = (
         "import django, sys; from django.conf import settings; "
         "import tests.settings as s; s.AG2_LOGGING.pop('ENABLED', None); "
+        # As a new project: no LOGGING, so a line logged by the app would reach stderr too.
+        "s.LOGGING = {'version': 1, 'disable_existing_loggers': False}; "
         "from django.core.management import execute_from_command_line; execute_from_command_line(['m', 'check'])"
     )
     ok = subprocess.run(
@@ -339,10 +345,13 @@ def test_manage_py_check_fails_with_the_documented_id(tmp_path: Path) -> None:
     )
     assert bad.returncode != 0
     assert "ag2_logging.E001" in bad.stderr
+    # Said by the checks, not logged besides: the app's start-up reads its settings quietly.
+    assert bad.stderr.count("AG2_RUNTIME_LOGGING='sometimes' is not a valid on/off value") == 1, bad.stderr
 
 
 SCRIPT_WITH_A_SESSION = (
-    "import django; import tests.settings as s; s.AG2_LOGGING.pop('ENABLED', None)\n"
+    "import django, os; import tests.settings as s; s.AG2_LOGGING.pop('ENABLED', None)\n"
+    "if os.environ.get('AG2_TEST_EXTRA_KEY'): s.AG2_LOGGING[os.environ['AG2_TEST_EXTRA_KEY']] = True\n"
     "s.LOGGING = {'version': 1, 'disable_existing_loggers': False}  # as a new project: none\n"
     "django.setup()\n"
     "from ag2_logging import ag2_logging_session\n"
@@ -353,26 +362,37 @@ SCRIPT_WITH_A_SESSION = (
 
 
 @pytest.mark.parametrize(
-    ("variable", "value", "said"),
+    ("variable", "value", "said", "hint"),
     [
         (
             "AG2_RUNTIME_LOGGING",
             "maybe",
             "ag2_logging.E001 AG2_RUNTIME_LOGGING='maybe' is not a valid on/off value",
+            "Use one of",
         ),
         (
             "AG2_RUNTIME_LOGGING",
             "yes",
             "ag2_logging.E001 AG2_RUNTIME_LOGGING='yes' is not a valid on/off value",
+            "Use one of",
         ),
         (
             "AG2_LOGGING_PIPELINE",
             "sideways",
             "ag2_logging.E005 AG2_LOGGING['PIPELINE']='sideways' is invalid",
+            "remove it",
+        ),
+        (  # a key misspelt in settings (reported by a new user: the script said nothing)
+            "AG2_TEST_EXTRA_KEY",
+            "ENABLE",
+            "ag2_logging.E003 AG2_LOGGING has unknown key(s): ENABLE; they are ignored.",
+            "Did you mean ENABLED?",
         ),
     ],
 )
-def test_a_script_is_told_of_a_bad_setting_once(tmp_path: Path, variable: str, value: str, said: str) -> None:
+def test_a_script_is_told_of_a_bad_setting_once(
+    tmp_path: Path, variable: str, value: str, said: str, hint: str
+) -> None:
     """A script or ``manage.py shell`` runs no system checks: the error is logged (once), not
     left to a session that silently records nothing."""
     env = {
@@ -393,7 +413,7 @@ def test_a_script_is_told_of_a_bad_setting_once(tmp_path: Path, variable: str, v
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count(said) == 1, proc.stderr
-    assert "Use one of" in proc.stderr or "remove it" in proc.stderr  # the hint comes with it
+    assert hint in proc.stderr  # the hint comes with it
 
 
 def test_E008_otel_on_without_its_packages(env: pytest.MonkeyPatch, settings: Any) -> None:

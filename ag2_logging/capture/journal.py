@@ -46,13 +46,19 @@ class JournalWriter:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(path, _FLAGS, 0o600)
         except OSError as exc:
-            self._fail(exc)
+            from ag2_logging.conf import JOURNAL_DIR_HINT
 
-    def _fail(self, exc: OSError) -> None:
+            # Check E004's words (a script runs no checks); the events go to the database instead.
+            self._fail(
+                exc,
+                f"ag2_logging.E004 cannot write journal %s: %s; its events go to the database. {JOURNAL_DIR_HINT}",
+            )
+
+    def _fail(self, exc: OSError, said: str = "ag2_logging cannot write journal %s: %s") -> None:
         self.failures += 1
         if not self.last_error:
             # Logged once per journal: a full disk would otherwise log on every event.
-            logger.error("ag2_logging cannot write journal %s: %s", self.path, exc)
+            logger.error(said, self.path, exc)
         self.last_error = f"{errno.errorcode.get(exc.errno or 0, 'OSError')}: {exc.strerror or exc}"
 
     def write(self, line: bytes) -> bool:

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ag2_logging.conf import conf
+from ag2_logging.conf import LOG_DIR_HINT, conf
 
 try:
     import fcntl
@@ -47,10 +47,11 @@ def write(*lines: str) -> None:
     data = "".join(line + "\n" for line in lines).encode("utf-8")
     try:
         append(path, data, max_bytes=settings.log_max_bytes, backup_count=settings.log_backup_count)
-    except OSError:
+    except OSError as exc:
         if not _failed:
             _failed = True
-            logger.exception("ag2_logging cannot write the runtime log %s", path)
+            # Check E004's words: a script runs no checks. The reason is the whole story (no traceback).
+            logger.error("ag2_logging.E004 cannot write the runtime log %s: %s. %s", path, exc, LOG_DIR_HINT)
 
 
 def append(path: Path, data: bytes, *, max_bytes: int, backup_count: int) -> None:
