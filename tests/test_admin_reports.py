@@ -284,6 +284,12 @@ def test_overview_totals_and_charts(data: Data, viewer: Client) -> None:
     assert html.count("<svg viewBox") >= 3  # cost per day, tokens per day, share by model
     assert "#0072B2" in html  # Okabe-Ito
     assert "still running" in html and "outside any session" in html
+    # The token chart's bands split the headline's input and output, and their labels say so.
+    tokens, total = report.series.tokens, report.total
+    assert sum(tokens["input"]) + sum(tokens["cached"]) == total.prompt_tokens > sum(tokens["input"])
+    assert sum(tokens["output"]) + sum(tokens["reasoning"]) == total.completion_tokens > sum(tokens["output"])
+    for label in ("input, uncached", "input, cached", "output, visible", "output, reasoning"):
+        assert label in html
     by_enterprise = viewer.get(reverse("admin:ag2_logging_report_overview"), week_params(stack="enterprise"))
     assert by_enterprise.context["report"].series.names == ["acme", "globex"]
 

@@ -202,15 +202,22 @@ class ReportViewsMixin(MixinBase):
             "token_chart": charts.stacked_bars(
                 title=_("Tokens per day by kind"),
                 days=series.days,
+                # The bands add up to input + output: each label says which part it is (the
+                # headline's "in" includes cached input, its "out" includes reasoning).
                 series={
-                    _("input"): series.tokens["input"],
-                    _("cached input"): series.tokens["cached"],
-                    _("output"): series.tokens["output"],
-                    _("reasoning"): series.tokens["reasoning"],
+                    _("input, uncached"): series.tokens["input"],
+                    _("input, cached"): series.tokens["cached"],
+                    _("output, visible"): series.tokens["output"],
+                    _("output, reasoning"): series.tokens["reasoning"],
                 },
                 colors=dict(
                     zip(
-                        (_("input"), _("cached input"), _("output"), _("reasoning")),
+                        (
+                            _("input, uncached"),
+                            _("input, cached"),
+                            _("output, visible"),
+                            _("output, reasoning"),
+                        ),
                         (charts.PALETTE[0], charts.PALETTE[4], charts.PALETTE[1], charts.PALETTE[3]),
                         strict=True,
                     )
