@@ -350,7 +350,7 @@ class Resolved:
     warnings: tuple[tuple[str, str, str], ...] = ()
     unknown_keys: tuple[str, ...] = field(default=())
     #: Where ``enabled`` was read, for people (the doctor): ``AG2_RUNTIME_LOGGING='true'``,
-    #: ``AG2_LOGGING['ENABLED']=True``, or ``AG2_RUNTIME_LOGGING not set (default off)``.
+    #: ``AG2_LOGGING['ENABLED']=True``, or ``AG2_RUNTIME_LOGGING is not set; the default is off``.
     enabled_source: str = ""
 
 
@@ -392,7 +392,7 @@ def _resolve_enabled(user: dict[str, Any], errors: Diagnostics, warnings: Diagno
         raw, source = old_raw, LEGACY_ENV_ENABLED
     else:
         raw, source = DEFAULTS["ENABLED"], "default"
-    said = f"{ENV_ENABLED} not set (default off)" if source == "default" else f"{source}={raw!r}"
+    said = f"{ENV_ENABLED} is not set; the default is off" if source == "default" else f"{source}={raw!r}"
     try:
         return parse_switch(raw), said
     except ConfigError:

@@ -243,7 +243,7 @@ def test_doctor_always_says_whether_logging_is_on_and_which_setting_says_so(
     call_command("ag2_logging_doctor", "--json", stdout=out)
     first = json.loads(out.text())[0]
     assert first["check"] == "AG2 logging" and first["ok"] is None
-    assert first["detail"].startswith("off (AG2_RUNTIME_LOGGING not set (default off))")
+    assert first["detail"].startswith("off (AG2_RUNTIME_LOGGING is not set; the default is off)")
 
 
 def test_pipeline_stats_count_retries_then_failure(llm: FakeLLMServer, inline: Any) -> None:
