@@ -91,6 +91,25 @@ def fake_llm_server() -> Iterator[FakeLLMServer]:
         yield server
 
 
+@pytest.fixture(scope="session", autouse=True)
+def app_threads_let_go_of_the_test_database(django_db_setup: Any, django_db_blocker: Any) -> Iterator[None]:
+    """The app's own threads (the database thread, the pipeline's, the budgets') each keep a
+    connection, which PostgreSQL will not drop the test database under ("is being accessed by
+    other users": the database was left behind). Torn down before the test database is."""
+    yield
+    flush()
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        for connection in connections.all():
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+
+
 @pytest.fixture
 def llm(fake_llm_server: FakeLLMServer) -> FakeLLMServer:
     # A request an earlier test's client gave up on ([[fail:timeout]]) may still be answered
