@@ -13,7 +13,9 @@ Three kinds of entries, in journal order (``seq``, the order the recorder wrote 
 * **tool calls**: the tool, the agent that ran it, its arguments and result.
 
 A session without ``received_message`` events (the ``ag2`` 1.x generation records none) shows
-each LLM call's response as its agent's message (``Transcript.derived``), after the call.
+each LLM call's response as its agent's message (``Transcript.derived``), after the call, and
+the inputs a call was the first to send (ag2 1.x ``ModelRequest`` events) as ``user`` messages
+before it.
 
 Everything shown is what the rows hold (redacted before it was written); the page's HTML goes
 through :func:`~ag2_logging.reports.text.html_visible`, so control characters show escaped.
@@ -37,7 +39,7 @@ from django.utils.translation import gettext as _
 from ag2_logging.admin.base import visible_response
 from ag2_logging.admin.exports import MixinBase
 from ag2_logging.models import AgentEvent, LLMCall, Session, ToolCall
-from ag2_logging.reports.folding import call_text
+from ag2_logging.reports.folding import ag2_inputs, call_text
 
 __all__ = ["TRANSCRIPT_LIMIT", "Entry", "TranscriptViewMixin", "message_entry", "transcript"]
 
@@ -152,7 +154,9 @@ def _messages(session: Session) -> tuple[list[Entry], int]:
     return [entry for row in rows if (entry := message_entry(*row)) is not None], len(rows)
 
 
-def _calls(session: Session) -> list[Entry]:
+def _calls(session: Session) -> tuple[list[Entry], list[Entry]]:
+    """The session's LLM calls, and the inputs their requests were the first to carry (ag2 1.x
+    ``ModelRequest`` events, each a ``user`` message placed before the call that sent it)."""
     rows = (
         LLMCall.objects.filter(session=session)
         .order_by("seq")
@@ -161,9 +165,19 @@ def _calls(session: Session) -> list[Entry]:
             "total_tokens", "cost", "latency_ms",
         )[:TRANSCRIPT_LIMIT]
     )  # fmt: skip
-    entries = []
+    entries, inputs = [], []
+    said: set[str] = set()
     for row in rows:
         prompt, response = call_text(row["request"], row["response"])
+        for identity, text in ag2_inputs(row["request"]):
+            if identity not in said:
+                said.add(identity)
+                inputs.append(
+                    Entry(
+                        kind="message", seq=row["seq"], at=row["started_at"], speaker="user", role="user",
+                        content=_cut(text),
+                    )
+                )  # fmt: skip
         entries.append(
             Entry(
                 kind="llm",
@@ -180,7 +194,7 @@ def _calls(session: Session) -> list[Entry]:
                 url=reverse("admin:ag2_logging_llmcall_change", args=[row["pk"]]),
             )
         )
-    return entries
+    return entries, inputs
 
 
 def _tools(session: Session) -> list[Entry]:
@@ -212,10 +226,10 @@ def _tools(session: Session) -> list[Entry]:
 def transcript(session: Session) -> Transcript:
     """The session's messages, LLM calls and tool calls in journal order (three queries, each
     bounded by :data:`TRANSCRIPT_LIMIT` rows)."""
-    (messages, events), calls, tools = _messages(session), _calls(session), _tools(session)
+    (messages, events), (calls, inputs), tools = _messages(session), _calls(session), _tools(session)
     derived = not messages and bool(calls)
     if derived:
-        messages = [
+        messages = inputs + [
             Entry(
                 kind="message",
                 seq=call.seq,
@@ -227,11 +241,17 @@ def transcript(session: Session) -> Transcript:
             for call in calls
             if call.response
         ]
-    # A derived message shares its call's seq and comes after it.
-    entries = sorted([*messages, *calls, *tools], key=lambda entry: (entry.seq, entry.kind == "message"))
+    # A derived message shares its call's seq: the input it sent comes before it, the response after.
+    entries = sorted([*messages, *calls, *tools], key=_order)
     counts = {"message": len(messages), "llm": len(calls), "tool": len(tools)}
     truncated = TRANSCRIPT_LIMIT in (events, len(calls), len(tools))
     return Transcript(entries=entries, counts=counts, truncated=truncated, derived=derived)
+
+
+def _order(entry: Entry) -> tuple[int, int]:
+    if entry.kind != "message":
+        return entry.seq, 1
+    return entry.seq, 0 if entry.role == "user" and entry.speaker == "user" else 2
 
 
 class TranscriptViewMixin(MixinBase):

@@ -17,7 +17,16 @@ from typing import Any
 from ag2_logging.models import Session
 from ag2_logging.reports.figures import Step
 
-__all__ = ["BODY_LIMIT", "TREE_LIMIT", "Row", "TreeNode", "call_text", "fold_steps", "session_tree"]
+__all__ = [
+    "BODY_LIMIT",
+    "TREE_LIMIT",
+    "Row",
+    "TreeNode",
+    "ag2_inputs",
+    "call_text",
+    "fold_steps",
+    "session_tree",
+]
 
 #: Characters of a prompt or a response shown in place (the call's page has it all).
 BODY_LIMIT = 20_000
@@ -78,12 +87,90 @@ def _cut(text: str) -> str:
 def _prompt(request: Any) -> str:
     if isinstance(request, dict) and isinstance(request.get("messages"), list):
         lines = []
+        shown: set[str] = set()  # ag2 1.x tool calls and results already shown, by call id
         for message in request["messages"]:
-            if isinstance(message, dict):
-                who = message.get("name") or message.get("role") or "?"
-                lines.append(f"[{who}] {_content(message.get('content'))}")
+            if not isinstance(message, dict):
+                continue
+            if "type" in message and "role" not in message:  # an ag2 1.x conversation event
+                lines += _ag2_event(message, shown)
+                continue
+            who = message.get("name") or message.get("role") or "?"
+            lines.append(f"[{who}] {_content(message.get('content'))}")
         return "\n\n".join(lines)
     return json.dumps(request, indent=2, ensure_ascii=False, default=str) if request is not None else ""
+
+
+#: Keys of a serialized ag2 1.x event that say nothing to a reader.
+_AG2_NOISE = frozenset(
+    {"type", "__event__", "__dataclass__", "created_at", "metadata", "vendor_metadata", "source"}
+)
+
+
+def _ag2_text(value: Any) -> str:
+    """The readable text of an ag2 1.x value: an input part's ``content`` or ``data``, a tool
+    result's parts, else the value as compact JSON without the serializer's bookkeeping."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "\n".join(_ag2_text(item) for item in value)
+    if isinstance(value, dict):
+        if isinstance(value.get("data"), dict) and "__dataclass__" in value:
+            return _ag2_text(value["data"])
+        for key in ("content", "parts", "text", "data"):
+            if key in value and value[key] is not None:
+                return _ag2_text(value[key])
+        value = {k: v for k, v in value.items() if k not in _AG2_NOISE}
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _ag2_calls(calls: Any, shown: set[str]) -> list[str]:
+    """``→ name(arguments)`` for each tool call not shown yet."""
+    out = []
+    for call in calls if isinstance(calls, list) else []:
+        if isinstance(call, dict) and str(call.get("id")) not in shown:
+            shown.add(str(call.get("id")))
+            out.append(f"→ {call.get('name', '?')}({call.get('arguments', '')})")
+    return out
+
+
+def _ag2_event(event: dict[str, Any], shown: set[str]) -> list[str]:
+    """The paragraphs of one ag2 1.x conversation event (``[speaker] text``). A tool call is
+    shown with the model response that made it, a result once, however many events repeat them
+    (AG2 keeps a response's calls, each call and each batch of results as events of their own)."""
+    kind = str(event.get("type"))
+    if kind == "ModelRequest":
+        return [f"[user] {_ag2_text(event.get('parts'))}"]
+    if kind == "ModelResponse":
+        tool_calls = event.get("tool_calls")
+        calls = _ag2_calls(tool_calls.get("calls") if isinstance(tool_calls, dict) else None, shown)
+        message = event.get("message")
+        text = _ag2_text(message) if message is not None else ""
+        return [f"[assistant] {chr(10).join(part for part in (text, *calls) if part)}"]
+    if kind in ("ToolCallsEvent", "ToolCallEvent"):
+        calls = _ag2_calls(event.get("calls") if kind == "ToolCallsEvent" else [event], shown)
+        return [f"[assistant] {call}" for call in calls]
+    if kind in ("ToolResultsEvent", "ToolResultEvent"):
+        results = event.get("results") if kind == "ToolResultsEvent" else [event]
+        out = []
+        for result in results if isinstance(results, list) else []:
+            key = f"result:{result.get('parent_id')}" if isinstance(result, dict) else ""
+            if isinstance(result, dict) and key not in shown:
+                shown.add(key)
+                out.append(f"[tool {result.get('name', '?')}] {_ag2_text(result.get('result'))}")
+        return out
+    return [f"[{kind}] {_ag2_text(event)}"]
+
+
+def ag2_inputs(request: Any) -> list[tuple[str, str]]:
+    """The inputs (``ModelRequest`` events: what the user or the calling code said) of an ag2
+    1.x call's stored request, as (identity, text): the identity is the event as stored, the
+    same in every later call whose history repeats it."""
+    messages = request.get("messages") if isinstance(request, dict) else None
+    return [
+        (json.dumps(message, sort_keys=True, default=str), _ag2_text(message.get("parts")))
+        for message in (messages if isinstance(messages, list) else [])
+        if isinstance(message, dict) and message.get("type") == "ModelRequest" and "role" not in message
+    ]
 
 
 def _response(response: Any) -> str:
@@ -98,6 +185,14 @@ def _response(response: Any) -> str:
             for tool in message.get("tool_calls") or []:
                 function = tool.get("function", {}) if isinstance(tool, dict) else {}
                 parts.append(f"→ {function.get('name', '?')}({function.get('arguments', '')})")
+        if parts:
+            return "\n\n".join(parts)
+    if isinstance(response, dict) and isinstance(response.get("message"), dict):  # ag2 1.x
+        message = response["message"]
+        parts = [_content(message["content"])] if message.get("content") is not None else []
+        for tool in message.get("tool_calls") or []:
+            if isinstance(tool, dict):
+                parts.append(f"→ {tool.get('name', '?')}({tool.get('arguments', '')})")
         if parts:
             return "\n\n".join(parts)
     return json.dumps(response, indent=2, ensure_ascii=False, default=str) if response is not None else ""
