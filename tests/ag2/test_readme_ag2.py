@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ag2_logging.models import LLMCall, Session
+from ag2_logging.models import LLMCall, Session, ToolCall
 from ag2_logging.testing import FakeLLMServer
 from tests.ag2.conftest import run
 
@@ -49,3 +49,16 @@ def test_the_quick_start_snippet_records_a_session(
         "success",
     )
     assert session.call_count == 1 and session.total_tokens == 150
+
+    # The snippet's tool, called by the model: recorded as a tool call of its own.
+    body = run(
+        namespace["triage"]("chat-readme-tool", 'Where is it? [[tool:lookup_order {"order_id": "A-1029"}]]')
+    )
+    assert body == "tool result: Order A-1029 shipped yesterday."
+    tool = ToolCall.objects.get(session__chat_id="chat-readme-tool")
+    assert (tool.name, tool.arguments, tool.result_summary, tool.error) == (
+        "lookup_order",
+        {"order_id": "A-1029"},
+        "Order A-1029 shipped yesterday.",
+        "",
+    )
