@@ -513,6 +513,26 @@ def test_fold_steps_keeps_every_call_and_tool_on_its_own_row(kinds: str, everyth
         ),
         (None, None, "", ""),
         ({"prompt": "x"}, {"text": "y"}, '{\n  "prompt": "x"\n}', '{\n  "text": "y"\n}'),
+        (  # ag2 1.x events as stored, some cut or redacted to strings: read, never a page error
+            {
+                "messages": [
+                    {"type": "ModelRequest", "parts": "[REDACTED:api_key]"},
+                    {
+                        "type": "ModelResponse",
+                        "message": {"content": "hi", "metadata": {}},
+                        "tool_calls": "cut",
+                    },
+                    {"type": "ToolResultsEvent", "results": "cut"},
+                    {"type": "ToolResultEvent", "parent_id": "c1", "name": "f", "result": None},
+                    {"type": "HumanInputEvent", "content": "yes"},
+                    {"type": "SummaryEvent", "summary": 1, "created_at": 5.0, "__event__": "x"},
+                ]
+            },
+            {"message": {"content": "ok", "tool_calls": [{"id": "c2", "name": "g", "arguments": "{}"}]}},
+            "[user] [REDACTED:api_key]\n\n[assistant] hi\n\n[tool f] null\n\n[HumanInputEvent] yes"
+            '\n\n[SummaryEvent] {"summary": 1}',
+            "ok\n\n→ g({})",
+        ),
     ],
 )
 def test_call_text(request_body: Any, response_body: Any, prompt: str, answer: str) -> None:
