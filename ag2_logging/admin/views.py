@@ -190,6 +190,14 @@ class ReportViewsMixin(MixinBase):
         colors = charts.assign_colors(series.names, reports.OTHER)
         model_rows = report.top["model"].rows
         model_colors = charts.assign_colors([r.label for r in model_rows[:7]])
+        # The token bands add up to input + output: each label says which part it is (the
+        # headline's "in" includes cached input, its "out" includes reasoning).
+        bands = (
+            (_("input, uncached"), "input", charts.PALETTE[0]),
+            (_("input, cached"), "cached", charts.PALETTE[4]),
+            (_("output, visible"), "output", charts.PALETTE[1]),
+            (_("output, reasoning"), "reasoning", charts.PALETTE[3]),
+        )
         return {
             "cost_chart": charts.stacked_bars(
                 title=_("Cost per day by %(dimension)s") % {"dimension": DIMENSIONS[stack].label.lower()},
@@ -202,26 +210,8 @@ class ReportViewsMixin(MixinBase):
             "token_chart": charts.stacked_bars(
                 title=_("Tokens per day by kind"),
                 days=series.days,
-                # The bands add up to input + output: each label says which part it is (the
-                # headline's "in" includes cached input, its "out" includes reasoning).
-                series={
-                    _("input, uncached"): series.tokens["input"],
-                    _("input, cached"): series.tokens["cached"],
-                    _("output, visible"): series.tokens["output"],
-                    _("output, reasoning"): series.tokens["reasoning"],
-                },
-                colors=dict(
-                    zip(
-                        (
-                            _("input, uncached"),
-                            _("input, cached"),
-                            _("output, visible"),
-                            _("output, reasoning"),
-                        ),
-                        (charts.PALETTE[0], charts.PALETTE[4], charts.PALETTE[1], charts.PALETTE[3]),
-                        strict=True,
-                    )
-                ),
+                series={label: series.tokens[kind] for label, kind, _color in bands},
+                colors={label: color for label, _kind, color in bands},
                 money=False,
                 width=560,
                 height=250,
