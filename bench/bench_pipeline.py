@@ -27,7 +27,7 @@ from typing import Any
 
 from bench._common import call_args, make_agent, row, run_child, run_dir, setup_django
 
-BROKER = "redis://127.0.0.1:6379/14"
+BROKER = "redis://127.0.0.1:6379/6"
 #: Scratch PostgreSQL databases are <prefix>_<mode> (``AG2_BENCH_PIPE_DB``: one per engineer on a
 #: shared server).
 PIPE_DB = os.environ.get("AG2_BENCH_PIPE_DB", "ag2_bench_pipe")

@@ -6,7 +6,7 @@ already runs that version, ``make test`` covers it and nothing more is done. Oth
 throwaway virtualenv ``.venv-lowest-<generation>`` gets the package with that exact version
 (rebuilt only when the pin or pyproject.toml changes) and runs the generation's tests in it.
 
-    python scripts/test_lowest.py [--python python3] [--only classic|ag2]
+    python scripts/test_lowest.py [--python python3] [--uv PATH] [--only classic|ag2]
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def installed_version(python: Path, distribution: str) -> str | None:
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
-def ensure_venv(path: Path, pin: str, base_python: str) -> Path:
+def ensure_venv(path: Path, pin: str, base_python: str, uv: str | None) -> Path:
     python = path / "bin" / "python"
     stamp = path / ".installed"
     key = hashlib.sha256((pin + "\n").encode() + (ROOT / "pyproject.toml").read_bytes()).hexdigest()
@@ -71,10 +71,10 @@ def ensure_venv(path: Path, pin: str, base_python: str) -> Path:
         return python
     shutil.rmtree(path, ignore_errors=True)
     subprocess.run([base_python, "-m", "venv", str(path)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "-e", ".[test]", pin], cwd=ROOT, check=True
+    installer = (
+        [uv, "pip", "install", "--python", str(python)] if uv else [str(python), "-m", "pip", "install"]
     )
+    subprocess.run([*installer, "--quiet", "-e", ".[test]", pin], cwd=ROOT, check=True)
     stamp.write_text(key)
     return python
 
@@ -82,6 +82,7 @@ def ensure_venv(path: Path, pin: str, base_python: str) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--python", default="python3", help="interpreter that creates the virtualenvs")
+    parser.add_argument("--uv", help="install with this uv (make test-lowest passes its own) instead of pip")
     parser.add_argument("--only", choices=[g.extra for g in GENERATIONS])
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments")
     args = parser.parse_args(argv)
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"test-lowest: {generation.extra}: {generation.venv} runs {distribution} {lowest}: covered")
             continue
         print(f"test-lowest: {generation.extra}: {pin} (make test runs {distribution} {current or '-'})")
-        python = ensure_venv(ROOT / f".venv-lowest-{generation.extra}", pin, args.python)
+        python = ensure_venv(ROOT / f".venv-lowest-{generation.extra}", pin, args.python, args.uv)
         version = installed_version(python, distribution)
         if version != lowest:
             raise SystemExit(
