@@ -47,7 +47,7 @@ PG_TESTS ?= $(COMBO_DB_TESTS) tests/test_multihost.py tests/test_faults.py tests
 	tests/test_ingest_batch.py tests/test_unwritable_journal.py tests/test_admin_scale.py tests/test_retention.py \
 	tests/test_display_escaping.py tests/test_messages_kept.py tests/test_disk_full.py tests/test_trends.py \
 	tests/test_transcript.py tests/test_entry_kinds.py tests/test_secrets_kinds.py
-AG2_TESTS ?= tests/ag2 tests/test_checks.py tests/test_demo_history.py tests/test_entry_kinds.py \
+AG2_TESTS ?= tests/ag2 tests/test_attach_on_import.py tests/test_checks.py tests/test_demo_history.py tests/test_entry_kinds.py \
 	tests/test_example_project.py tests/test_fake_llm.py tests/test_generations.py tests/test_search.py \
 	tests/test_secrets_kinds.py tests/test_usage_shapes.py
 DEMO_SERVE ?= 1

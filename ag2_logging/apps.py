@@ -21,9 +21,9 @@ def _invalidate_price_overrides(**kwargs: Any) -> None:
 
 
 def _install_integrations() -> None:
-    from ag2_logging.integrations import install_integrations
+    from ag2_logging.integrations import install_integrations_on_import
 
-    install_integrations()
+    install_integrations_on_import()
 
 
 class Ag2LoggingConfig(AppConfig):
@@ -66,8 +66,9 @@ class Ag2LoggingConfig(AppConfig):
         recorder.set_overrides_provider(price_overrides.current)
         # A task enqueued inside a session carries the session's ids (see @ag2_logged(join=True)).
         before_task_publish.connect(add_session_header, dispatch_uid="ag2_logging.add_session_header")
-        # Installed now, before the project builds its agents, so AG2 reports agents, wrappers
-        # and clients to us as they are created. No queries here.
-        from ag2_logging.integrations import install_integrations
+        # Attached as soon as the project imports AG2, before it builds its agents, so AG2 reports
+        # agents, wrappers and clients to us as they are created; a process that never imports
+        # AG2 (migrate, check) does not pay for importing it. No queries here.
+        from ag2_logging.integrations import install_integrations_on_import
 
-        install_integrations()
+        install_integrations_on_import()

@@ -1,0 +1,101 @@
+"""With logging on, AG2 is attached when the project imports it, not at start-up.
+
+``django.setup()`` with logging on used to import the installed generation's package to attach
+to it (``autogen`` imports the OpenAI SDK and its clients: about 3 s per process on a 2-core VM),
+so every ``manage.py migrate`` or ``check`` paid for AG2 without using it. Now a finder on
+``sys.meta_path`` attaches right after the package's ``__init__`` has run, before the project can
+build an agent. Each case runs in a fresh interpreter: in this one AG2 is imported already.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from ag2_logging.integrations import ag2_available, classic_available
+from ag2_logging.models import LLMCall, Session
+from ag2_logging.testing import FakeLLMServer
+from tests.support import child_env, run_child
+
+#: An API key no pattern knows: only a value remembered from an agent's config is scrubbed, and
+#: the config is read when AG2 reports the agent, so attaching after it is built would miss it.
+KEY = "qzvmwpxkrtlnbhydqzvmwpxk"
+
+PRELUDE = """
+    import json, os, sys
+    import django
+    django.setup()
+    at_setup = sorted(name for name in ("autogen", "ag2") if name in sys.modules)
+"""
+
+CLASSIC = """
+    import autogen  # the project imports AG2: attached here
+    from ag2_logging import ag2_logging_session, flush
+    from ag2_logging.integrations import classic
+    from ag2_logging.redaction import redact_text
+    cfg = {"config_list": [{"model": "gpt-4o-mini", "api_key": KEY, "base_url": os.environ["LLM_URL"]}],
+           "cache_seed": None}
+    assistant = autogen.AssistantAgent("assistant", llm_config=cfg)  # before any session
+    user = autogen.UserProxyAgent("user", human_input_mode="NEVER", code_execution_config=False,
+                                  max_consecutive_auto_reply=1)
+    attached = classic.is_installed()
+    with ag2_logging_session("attach-classic", "wf", "acme") as recorder:
+        user.initiate_chat(assistant, message="hi [[terminate]]", max_turns=1, silent=True)
+    flush()
+"""
+
+AG2 = """
+    import asyncio
+    import ag2  # the project imports AG2: attached here
+    from ag2.config import OpenAIConfig
+    from ag2_logging import ag2_logging_session, flush
+    from ag2_logging.integrations import ag2 as integration
+    from ag2_logging.redaction import redact_text
+    config = OpenAIConfig(model="gpt-4o-mini", api_key=KEY, base_url=os.environ["LLM_URL"], max_retries=0)
+    agent = ag2.Agent("assistant", config=config)  # before any session, no logging_middleware()
+    attached = integration.is_installed()
+    async def main():
+        with ag2_logging_session("attach-ag2", "wf", "acme") as recorder:
+            await agent.ask("hi")
+        return recorder
+    recorder = asyncio.run(main())
+    flush()
+"""
+
+REPORT = """
+    print(json.dumps({"at_setup": at_setup, "attached": attached, "scrubbed": KEY not in redact_text("key " + KEY),
+                      "session": str(recorder.session_id)}))
+"""
+
+GENERATIONS = [
+    pytest.param(
+        CLASSIC,
+        marks=pytest.mark.skipif(not classic_available(), reason="classic AG2 (autogen)"),
+        id="classic",
+    ),
+    pytest.param(AG2, marks=pytest.mark.skipif(not ag2_available(), reason="ag2 1.x"), id="ag2"),
+]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("chat", GENERATIONS)
+def test_setup_imports_no_ag2_and_the_import_attaches_before_the_first_agent(
+    chat: str, llm: FakeLLMServer, tmp_path: Path
+) -> None:
+    script = f"KEY = {KEY!r}\n" + textwrap.dedent(PRELUDE) + textwrap.dedent(chat) + textwrap.dedent(REPORT)
+    proc = run_child(script, child_env(tmp_path, LLM_URL=llm.base_url, AG2_LOGGING_PIPELINE="inline"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["at_setup"] == []  # django.setup() with logging on imported neither generation
+    assert got["attached"] is True
+    assert got["scrubbed"] is True  # the agent's config was seen: the key is remembered
+    session = Session.objects.get(pk=uuid.UUID(got["session"]))
+    assert session.call_count == 1 and session.ingested_at is not None
+    (call,) = LLMCall.objects.filter(session=session)
+    assert call.provider == "openai" and call.cost is not None and call.cost > Decimal(0)
+    assert len(llm.successful()) == 1
