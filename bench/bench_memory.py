@@ -122,7 +122,7 @@ def _child(*args: str) -> int:
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
     calls = 5_000 if quick else 100_000
-    sessions = 300 if quick else 10_000
+    sessions = 100 if quick else 10_000
     ours_calls = _child("calls", "ours", str(calls))
     file_calls = _child("calls", "file", str(calls))
     ours_sessions = _child("sessions", "on", str(sessions))

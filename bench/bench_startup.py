@@ -37,7 +37,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         "on": {**base, "AG2_BENCH_LOGGING": "on"},
     }
     samples: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(5 if quick else 21):
+    for _ in range(3 if quick else 21):
         for name, env in variants.items():
             samples[name].append(_once(env))
     median = {name: statistics.median(values) for name, values in samples.items()}
