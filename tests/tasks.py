@@ -114,3 +114,18 @@ def budget_chat(
     message = "go on [[usage:prompt=10,completion=1000,cached=0,reasoning=0]]"
     user.initiate_chat(assistant, message=message, max_turns=turns, silent=True)
     return "completed"
+
+
+@shared_task(name="tests.ag2_inherited")
+def ag2_inherited(out: str) -> None:
+    """Write which AG2 packages this prefork child has before it runs any chat (its main process
+    imported them before the fork, or nothing did), and whether classic AG2 is attached."""
+    import json
+    import os
+    import sys
+    from pathlib import Path
+
+    classic = sys.modules.get("ag2_logging.integrations.classic")
+    loaded = {name: name in sys.modules for name in ("autogen", "ag2")}
+    attached = classic is not None and classic.is_installed()
+    Path(out).write_text(json.dumps({"loaded": loaded, "classic_attached": attached, "pid": os.getpid()}))

@@ -99,3 +99,23 @@ def test_setup_imports_no_ag2_and_the_import_attaches_before_the_first_agent(
     (call,) = LLMCall.objects.filter(session=session)
     assert call.provider == "openai" and call.cost is not None and call.cost > Decimal(0)
     assert len(llm.successful()) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_prefork_workers_children_inherit_ag2_from_its_main_process(tmp_path: Path) -> None:
+    """A Celery worker is the exception: its main process imports and attaches AG2 when it starts
+    (``worker_init``), so the pool's children share it instead of each importing it."""
+    from celery import Celery
+
+    from tests.support import BROKER_URL, celery_worker, wait_for
+
+    out = tmp_path / "inherited.json"
+    with celery_worker(tmp_path, concurrency=1) as (queue, _log):
+        Celery(broker=BROKER_URL, set_as_current=False).send_task(
+            "tests.ag2_inherited", args=(str(out),), queue=queue
+        )
+        wait_for(out.exists, what="the task's report")
+    got = json.loads(out.read_text())
+    installed = {"autogen": classic_available(), "ag2": ag2_available()}
+    assert got["loaded"] == installed
+    assert got["classic_attached"] is classic_available()
