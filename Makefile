@@ -169,13 +169,17 @@ chromium:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; }
 	@command -v chromium >/dev/null 2>&1 || { echo "make: chromium is missing and could not be installed" >&2; exit 1; }
 
-# Each run has a broker queue database of its own (AG2_TEST_BROKER_URL), so that a run started by
-# hand beside another does not take its tasks.
+# Each run has a broker queue database of its own (AG2_TEST_BROKER_URL), so that a run beside
+# another (the lanes of make test, a run started by hand) does not take its tasks; the SQLite and
+# PostgreSQL runs, which both run the budget worker test, each have a Redis database for its
+# ledger (AG2_TEST_BUDGET_REDIS_URL; the test empties it). Redis databases: 3 and 6 the
+# benchmarks', 4 and 5 the ledgers, 7 test-lowest's, 10-15 the runs' brokers.
 # Left out of the SQLite run: several hosts share a database server, never a SQLite file (the
 # PostgreSQL run has them).
 SQLITE_SKIP ?= tests/test_multihost.py
 test-sqlite: $(STAMP) services chromium
-	env -u DATABASE_URL AG2_TEST_BROKER_URL=redis://127.0.0.1:6379/11 $(PY) -m pytest -q -p no:cacheprovider $(BASETEMP) \
+	env -u DATABASE_URL AG2_TEST_BROKER_URL=redis://127.0.0.1:6379/11 AG2_TEST_BUDGET_REDIS_URL=redis://127.0.0.1:6379/4 \
+	  $(PY) -m pytest -q -p no:cacheprovider $(BASETEMP) \
 	  $(addprefix --ignore=,$(SQLITE_SKIP)) $(PYTEST_ARGS)
 
 test-postgres: $(STAMP) services chromium
@@ -210,8 +214,8 @@ test-django61-py312: $(VENV_312)/.installed services
 # share a database (the PostgreSQL and RabbitMQ runs, both on PG_URL's test database) are in one
 # lane; each run has its own broker queue database and pytest root. Each suite's output is printed
 # as one block when it ends (--output-sync), and a lane stops at its first failing suite.
-LANE_1 ?= typecheck test-sqlite test-mariadb test-django61-py312 bench-smoke
-LANE_2 ?= test-postgres test-rabbitmq test-ag2 test-django61 test-lowest
+LANE_1 ?= typecheck test-sqlite test-mariadb test-django61-py312 bench-smoke-1
+LANE_2 ?= test-postgres test-rabbitmq test-ag2 test-django61 test-lowest bench-smoke-2
 test-suites: $(STAMP) $(STAMP_AG2) $(VENV)/.mysql $(VENV_313)/.installed $(VENV_312)/.installed services chromium
 	$(MAKE) --no-print-directory -j2 --output-sync=target test-lane-1 test-lane-2
 
@@ -252,9 +256,18 @@ test: venvs lint test-suites
 bench: $(STAMP) services
 	$(PY) -m bench
 
-# A short run of every benchmark: catches a broken benchmark, never fails on timings.
+# A short run of every benchmark: catches a broken benchmark, never fails on timings. make test
+# runs it in two halves, one per lane: the modules named here, then all the others (--except).
+BENCH_SMOKE_1 ?= pipeline hot_path ag2 export logging_off redaction pricing sanitize
 bench-smoke: $(STAMP) services
 	$(PY) -m bench --quick
+
+.PHONY: bench-smoke-1 bench-smoke-2
+bench-smoke-1: $(STAMP) services
+	$(PY) -m bench --quick --only $(BENCH_SMOKE_1)
+
+bench-smoke-2: $(STAMP) services
+	$(PY) -m bench --quick --except $(BENCH_SMOKE_1)
 
 clean:
 	rm -rf $(TOOLS) $(VENV) $(VENV_AG2) $(VENV_313) $(VENV_312) .venv-lowest-* .pytest_cache .mypy_cache .ruff_cache example_project/db.sqlite3 example_project/logs

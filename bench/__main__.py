@@ -1,4 +1,4 @@
-"""``python -m bench [--quick] [--only NAME ...] [--json PATH] [--strict]``
+"""``python -m bench [--quick] [--only NAME ...] [--except NAME ...] [--json PATH] [--strict]``
 
 Runs every ``bench/bench_*.py`` module's ``run(quick)`` and prints one table: figure, ours,
 reference, ratio (ours / reference), target, pass/fail. Exits 0 whatever the timings say (CI
@@ -104,12 +104,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[1])
     parser.add_argument("--quick", action="store_true", help="short smoke run (CI); figures are rougher")
     parser.add_argument("--only", nargs="+", metavar="NAME", help=f"run only these ({', '.join(discover())})")
+    parser.add_argument(
+        "--except", dest="skip", nargs="+", default=[], metavar="NAME", help="run all but these"
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = parser.parse_args(argv)
 
-    names = args.only or discover()
+    unknown = sorted(set(args.only or []) | set(args.skip) - set(discover()))
+    if unknown:
+        parser.error(f"no benchmark named {', '.join(unknown)} (there are: {', '.join(discover())})")
+    names = [name for name in args.only or discover() if name not in args.skip]
     scratch = Path(tempfile.mkdtemp(prefix="ag2-bench-"))
     os.environ["AG2_BENCH_RUN_DIR"] = str(scratch)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")

@@ -17,7 +17,7 @@ from typing import Any
 
 from bench._common import call_args, interleaved, make_agent, make_request, row, run_dir, setup_django, us
 
-REDIS_URL = os.environ.get("AG2_BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
+REDIS_URL = os.environ.get("AG2_BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")
 
 
 def _file_logger_case() -> Any:
