@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = parser.parse_args(argv)
 
-    unknown = sorted(set(args.only or []) | set(args.skip) - set(discover()))
+    unknown = sorted((set(args.only or []) | set(args.skip)) - set(discover()))
     if unknown:
         parser.error(f"no benchmark named {', '.join(unknown)} (there are: {', '.join(discover())})")
     names = [name for name in args.only or discover() if name not in args.skip]

@@ -119,3 +119,33 @@ def test_a_prefork_workers_children_inherit_ag2_from_its_main_process(tmp_path: 
     installed = {"autogen": classic_available(), "ag2": ag2_available()}
     assert got["loaded"] == installed
     assert got["classic_attached"] is classic_available()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "generation",
+    [
+        pytest.param(
+            "classic", marks=pytest.mark.skipif(not classic_available(), reason="classic AG2 (autogen)")
+        ),
+        pytest.param("ag2", marks=pytest.mark.skipif(not ag2_available(), reason="ag2 1.x")),
+    ],
+)
+def test_importing_the_integration_module_first_attaches_once_it_has_loaded(
+    generation: str, tmp_path: Path
+) -> None:
+    """The integration module imports the package at its top: the attach that import triggers
+    waits for the module (it once ran on the half-loaded module and failed with a traceback)."""
+    script = textwrap.dedent(
+        f"""
+        import importlib, json
+        import django
+        django.setup()
+        module = importlib.import_module("ag2_logging.integrations.{generation}")
+        print(json.dumps({{"attached": module.is_installed()}}))
+        """
+    )
+    proc = run_child(script, child_env(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "could not attach" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"attached": True}

@@ -22,6 +22,8 @@ from functools import cache
 from types import ModuleType
 from typing import Any
 
+from ag2_logging.integrations import pending
+
 logger = logging.getLogger("ag2_logging")
 
 #: The import name of each generation's package.
@@ -55,6 +57,15 @@ def installed_generations() -> list[str]:
 
 
 def _install(generation: str) -> None:
+    module = sys.modules.get(f"ag2_logging.integrations.{generation}")
+    spec = getattr(module, "__spec__", None)
+    if module is not None and getattr(spec, "_initializing", False):
+        pending.wait(generation)  # it is importing the package: it attaches when it has loaded
+        return
+    _attach(generation)
+
+
+def _attach(generation: str) -> None:
     if generation == "classic":
         from ag2_logging.integrations import classic
 

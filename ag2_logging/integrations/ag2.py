@@ -130,6 +130,7 @@ from ag2_logging.capture.scope import live_session
 from ag2_logging.capture.unattributed import get_unattributed_recorder, warn_unattributed
 from ag2_logging.conf import conf
 from ag2_logging.events import LLMCallInput
+from ag2_logging.integrations import pending
 from ag2_logging.redaction import redact_text
 from ag2_logging.redaction.credentials import remember_from_client, remember_from_config
 from ag2_logging.serialize import new_id
@@ -1675,3 +1676,8 @@ def _event_time(event: BaseEvent) -> datetime | None:
     if isinstance(created, int | float):
         return datetime.fromtimestamp(created, UTC)
     return None
+
+
+# When this module was the first to import its AG2 package, the attach it triggered waited for it.
+if pending.take("ag2"):
+    install()

@@ -35,6 +35,7 @@ from ag2_logging.capture.recorder import BaseRecorder, SessionRecorder
 from ag2_logging.capture.unattributed import get_unattributed_recorder, warn_unattributed
 from ag2_logging.conf import conf
 from ag2_logging.events import LLMCallInput
+from ag2_logging.integrations import pending
 from ag2_logging.pricing.usage import NormalizedUsage, usage_from_report
 from ag2_logging.redaction.credentials import remember_from_client, remember_from_config
 from ag2_logging.serialize import as_received
@@ -681,3 +682,8 @@ def uninstall() -> None:
     with _install_lock:
         if _logger is not None and runtime_logging.autogen_logger is _logger:
             runtime_logging.stop()
+
+
+# When this module was the first to import its AG2 package, the attach it triggered waited for it.
+if pending.take("classic"):
+    install()
