@@ -209,8 +209,9 @@ test-django61-py312: $(VENV_312)/.installed services
 	  $(VENV_312)/bin/python -m pytest -q -p no:cacheprovider $(BASETEMP) $(PYTEST_ARGS) $(COMBO_TESTS_SHORT)
 
 # The suites in two lanes side by side, each lane one suite after another. A run alone keeps
-# about one of 2 cores busy (the rest of its time it waits on its workers, servers and database),
-# so two lanes take about 1.2 times as long each as alone, together well under the sum. Runs that
+# about one of 2 cores busy (the SQLite run: 600 s of CPU, its children's included, in 640 s), so
+# side by side each takes 1.2-1.75 times as long as alone (SQLite 640 -> 990-1140 s, PostgreSQL
+# 580 -> 690-870 s on a 2-core AMD VM), together about 25 minutes where in a row they took 45. Runs that
 # share a database (the PostgreSQL and RabbitMQ runs, both on PG_URL's test database) are in one
 # lane; each run has its own broker queue database and pytest root. Each suite's output is printed
 # as one block when it ends (--output-sync), and a lane stops at its first failing suite.
