@@ -14,6 +14,7 @@ import textwrap
 import uuid
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,18 +73,20 @@ REPORT = """
                       "session": str(recorder.session_id)}))
 """
 
-GENERATIONS = [
-    pytest.param(
-        CLASSIC,
-        marks=pytest.mark.skipif(not classic_available(), reason="classic AG2 (autogen)"),
-        id="classic",
-    ),
-    pytest.param(AG2, marks=pytest.mark.skipif(not ag2_available(), reason="ag2 1.x"), id="ag2"),
-]
+#: Each generation's test runs in its own virtualenv and is skipped, by name, in the other.
+ONLY_WITH = {
+    "classic": pytest.mark.skipif(not classic_available(), reason="classic AG2 (autogen)"),
+    "ag2": pytest.mark.skipif(not ag2_available(), reason="ag2 1.x"),
+}
+
+
+def each_generation(values: dict[str, str]) -> list[Any]:
+    """``values`` (generation -> parameter) as parameters, each skipped where it is not installed."""
+    return [pytest.param(value, marks=ONLY_WITH[name], id=name) for name, value in values.items()]
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("chat", GENERATIONS)
+@pytest.mark.parametrize("chat", each_generation({"classic": CLASSIC, "ag2": AG2}))
 def test_setup_imports_no_ag2_and_the_import_attaches_before_the_first_agent(
     chat: str, llm: FakeLLMServer, tmp_path: Path
 ) -> None:
@@ -122,15 +125,7 @@ def test_a_prefork_workers_children_inherit_ag2_from_its_main_process(tmp_path: 
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize(
-    "generation",
-    [
-        pytest.param(
-            "classic", marks=pytest.mark.skipif(not classic_available(), reason="classic AG2 (autogen)")
-        ),
-        pytest.param("ag2", marks=pytest.mark.skipif(not ag2_available(), reason="ag2 1.x")),
-    ],
-)
+@pytest.mark.parametrize("generation", each_generation({"classic": "classic", "ag2": "ag2"}))
 def test_importing_the_integration_module_first_attaches_once_it_has_loaded(
     generation: str, tmp_path: Path
 ) -> None:
